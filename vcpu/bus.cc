@@ -22,8 +22,8 @@ absl::Status Bus::Insert(std::shared_ptr<BusDevice> device, uint64_t base, uint6
   if (next != devices_.begin()) {
     auto prev = std::prev(next);
     if (prev->first + prev->second.len > base) {
-      return absl::AlreadyExistsError(absl::StrFormat(
-          "bus: [%#x, %#x) overlaps a device at %#x", base, base + len, prev->first));
+      return absl::AlreadyExistsError(absl::StrFormat("bus: [%#x, %#x) overlaps a device at %#x",
+                                                      base, base + len, prev->first));
     }
   }
   devices_.emplace(base, Entry{len, std::move(device)});
