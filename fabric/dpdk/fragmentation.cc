@@ -15,9 +15,9 @@ absl::StatusOr<FragmentPlan> PlanFragments(size_t frame_size, size_t max_chunk) 
   size_t rest = frame_size - kFrameHeaderSize;
   size_t n = rest == 0 ? 1 : (rest + max_chunk - 1) / max_chunk;
   if (n > kMaxFragments) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "frame of ", frame_size, " bytes needs ", n, " fragments of at most ", max_chunk,
-        " bytes; the limit is ", kMaxFragments, " (raise the link MTU)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("frame of ", frame_size, " bytes needs ", n, " fragments of at most ",
+                     max_chunk, " bytes; the limit is ", kMaxFragments, " (raise the link MTU)"));
   }
   FragmentPlan plan;
   plan.count = static_cast<uint16_t>(n);
@@ -93,7 +93,8 @@ Reassembler::Outcome Reassembler::Add(const FrameHeader& header, absl::Span<cons
     ++counters_.duplicate_fragments;
     return Outcome::kDropped;
   }
-  if (!chunk.empty()) std::memcpy(e.buffer.data() + kFrameHeaderSize + offset, chunk.data(), length);
+  if (!chunk.empty())
+    std::memcpy(e.buffer.data() + kFrameHeaderSize + offset, chunk.data(), length);
   e.have |= bit;
   if (++e.received < header.frag_count) return Outcome::kIncomplete;
 

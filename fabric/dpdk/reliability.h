@@ -17,10 +17,10 @@
 namespace amalgam::fabric {
 
 struct RetransmitOptions {
-  size_t window = 256;                   // unacknowledged frames per peer
-  int64_t initial_rto_ns = 20'000'000;   // before any RTT sample
-  int64_t min_rto_ns = 2'000'000;        // floor: this machine's scheduler tails are ms-scale
-  int64_t max_rto_ns = 200'000'000;      // backoff ceiling
+  size_t window = 256;                  // unacknowledged frames per peer
+  int64_t initial_rto_ns = 20'000'000;  // before any RTT sample
+  int64_t min_rto_ns = 2'000'000;       // floor: this machine's scheduler tails are ms-scale
+  int64_t max_rto_ns = 200'000'000;     // backoff ceiling
 };
 
 // Sender side of one peer link: keeps every unacknowledged packet, retransmits on timeout with
