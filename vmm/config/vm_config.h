@@ -1,0 +1,57 @@
+// VmConfig: what the `amalgam` command line (and later the control plane) asks for, its parsing
+// from argv, and validation against the host's limits. Errors are one line naming the flag and
+// the fix. Thread-safety: pure functions over value types.
+#ifndef AMALGAM_VMM_CONFIG_VM_CONFIG_H_
+#define AMALGAM_VMM_CONFIG_VM_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace amalgam::vmm::config {
+
+inline constexpr uint64_t kDefaultMemoryBytes = 256ull << 20;
+inline constexpr const char* kDefaultKvmDevice = "/dev/kvm";
+// The environment variable that overrides the KVM device (tests point it at a missing path).
+inline constexpr const char* kKvmDeviceEnv = "AMALGAM_KVM_DEVICE";
+
+struct VmConfig {
+  std::string kernel;   // required: a PVH ELF image
+  std::string cmdline;  // the guest kernel command line
+  uint64_t memory_bytes = kDefaultMemoryBytes;
+  uint32_t vcpus = 1;
+  std::string serial_out;  // empty: stdout
+  std::string kvm_device = kDefaultKvmDevice;
+};
+
+// "256M", "1G", "512k", "2GiB", "4096K", "1T"; a bare number means MiB (as QEMU's -m). Result is
+// in bytes. INVALID_ARGUMENT for garbage, overflow or a negative value.
+absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text);
+
+// Parses --kernel PATH, --cmdline STR, --memory SIZE, --vcpus N, --serial-out PATH,
+// --kvm-device PATH (hidden) and --help; both `--flag value` and `--flag=value` work. The
+// kvm device defaults to $AMALGAM_KVM_DEVICE when set. Sets *help and returns early on --help.
+absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* help);
+
+// The usage text printed by --help (flags, defaults, exit codes).
+std::string UsageText();
+
+struct HostLimits {
+  uint64_t max_memory_bytes = 0;  // 0: unknown, no check
+  uint32_t max_vcpus = 0;         // 0: unknown, no check
+};
+
+// MemTotal + SwapTotal from a meminfo file: the most guest RAM that could ever be backed.
+absl::StatusOr<uint64_t> HostMemoryLimit(const std::string& meminfo_path = "/proc/meminfo");
+
+// Checks the fields that do not need KVM or the kernel file: memory > 0, page multiple, within
+// the host limit; vCPUs in [1, max]; kernel given.
+absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits);
+
+}  // namespace amalgam::vmm::config
+
+#endif  // AMALGAM_VMM_CONFIG_VM_CONFIG_H_
