@@ -80,7 +80,14 @@ absl::Status PrepareSocketPath(const std::string& path) {
                      " bytes; a Unix socket path must be 1 to ", sizeof(addr.sun_path) - 1,
                      " bytes: choose a shorter --api-socket"));
   }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
   struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the directory \"", dir, "\" of API socket \"", path,
+                     "\" does not exist: create it or choose another --api-socket"));
+  }
   if (lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrCat("cannot use API socket path \"", path,
