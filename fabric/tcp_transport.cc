@@ -1,0 +1,482 @@
+#include "fabric/tcp_transport.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "fabric/peer_session.h"
+#include "fabric/receive_queue.h"
+#include "fabric/tcp_socket.h"
+
+namespace amalgam::fabric {
+namespace {
+
+constexpr size_t kMaxHelloSize = 512;  // a Hello is ~130 bytes; refuse anything bigger unread
+constexpr absl::Duration kSendTimeout = absl::Seconds(5);
+constexpr absl::Duration kDialTimeout = absl::Seconds(1);
+
+// One TCP connection. The fd is closed when the last reference goes, so a sender that still
+// holds one never writes to a reused descriptor.
+struct TcpConn {
+  explicit TcpConn(int fd) : fd(fd) {}
+  ~TcpConn() { ::close(fd); }
+  const int fd;
+  bool dialled = false;
+  NodeId peer = kAnyNode;  // expected (dialled) or learned from the Hello (accepted)
+  std::array<uint8_t, kNonceSize> nonce{};
+  bool established = false;
+  absl::Time created = absl::Now();
+  // Set once at the handshake; Decode only from the receive thread, Encode only under the
+  // peer's mutex.
+  std::shared_ptr<PeerSession> session;
+  // Receive state (receive thread only): the frame is read straight into its final buffer.
+  uint8_t header[kFrameHeaderSize];
+  size_t header_got = 0;
+  FrameBuffer frame;
+  size_t frame_got = 0;
+};
+
+struct TcpPeer {
+  explicit TcpPeer(NodeId id) : id(id) {}
+  const NodeId id;
+  // Held for the whole write of a frame, which is what keeps frames to one peer in order.
+  absl::Mutex mu;
+  std::string address ABSL_GUARDED_BY(mu);
+  std::shared_ptr<TcpConn> conn ABSL_GUARDED_BY(mu);  // the established link, if any
+  bool dialing ABSL_GUARDED_BY(mu) = false;
+  absl::Time next_dial ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Duration backoff ABSL_GUARDED_BY(mu) = absl::ZeroDuration();
+};
+
+}  // namespace
+
+class TcpTransport::Impl {
+ public:
+  explicit Impl(TcpTransportOptions o) : opts(std::move(o)) {}
+  ~Impl() { Shutdown(); }
+
+  absl::Status Start();
+  void Shutdown();
+  TcpPeer* FindPeer(NodeId id) {
+    absl::ReaderMutexLock lock(&peers_mu);
+    auto it = peers.find(id);
+    return it == peers.end() ? nullptr : it->second.get();
+  }
+  TcpPeer* AddPeer(NodeId id, const std::string& address) {
+    absl::MutexLock lock(&peers_mu);
+    auto& p = peers[id];
+    if (p == nullptr) p = std::make_unique<TcpPeer>(id);
+    absl::MutexLock plock(&p->mu);
+    p->address = address;
+    p->next_dial = absl::InfinitePast();
+    p->backoff = opts.reconnect_min;
+    return p.get();
+  }
+  void WakeDialer() {
+    absl::MutexLock lock(&dial_mu);
+    dial_wakeups++;
+  }
+  absl::Status Send(NodeId dst, const OutgoingFrame& frame);
+
+  TcpTransportOptions opts;
+  int listen_fd = -1, epoll_fd = -1, wake_fd = -1;
+  absl::Mutex peers_mu;
+  std::map<NodeId, std::unique_ptr<TcpPeer>> peers ABSL_GUARDED_BY(peers_mu);
+  ReceiveQueue queue;
+  DropCounters drops;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> frames_sent{0}, frames_received{0}, bytes_sent{0}, bytes_received{0};
+  std::atomic<uint64_t> connects{0}, disconnects{0};
+  absl::Mutex dial_mu;
+  uint64_t dial_wakeups ABSL_GUARDED_BY(dial_mu) = 0;
+  absl::Mutex handoff_mu;  // dialled connections waiting for the receive thread
+  std::vector<std::shared_ptr<TcpConn>> handoff ABSL_GUARDED_BY(handoff_mu);
+  std::thread rx_thread, dial_thread;
+
+ private:
+  void ReceiveLoop();
+  void DialLoop();
+  void AddConn(std::shared_ptr<TcpConn> conn);
+  void CloseConn(const std::shared_ptr<TcpConn>& conn);
+  void DialFailed(TcpPeer* peer);
+  bool OnReadable(TcpConn* conn);
+  bool OnFrame(TcpConn* conn, FrameBuffer frame);
+  bool OnHello(TcpConn* conn, FrameBuffer frame);
+  // Receive thread only.
+  absl::flat_hash_map<int, std::shared_ptr<TcpConn>> conns_;
+};
+
+absl::Status TcpTransport::Impl::Start() {
+  auto fd = ListenTcp(opts.listen_address);
+  if (!fd.ok()) return fd.status();
+  listen_fd = *fd;
+  epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd < 0 || wake_fd < 0) {
+    return absl::InternalError(absl::StrCat("epoll/eventfd: ", std::strerror(errno)));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd;
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
+  ev.data.fd = wake_fd;
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+  for (const auto& [id, address] : opts.peers) {
+    if (id != opts.self) AddPeer(id, address);
+  }
+  rx_thread = std::thread([this] { ReceiveLoop(); });
+  dial_thread = std::thread([this] { DialLoop(); });
+  return absl::OkStatus();
+}
+
+void TcpTransport::Impl::Shutdown() {
+  if (stop.exchange(true)) return;
+  uint64_t one = 1;
+  if (wake_fd >= 0) (void)!::write(wake_fd, &one, sizeof(one));
+  WakeDialer();
+  if (rx_thread.joinable()) rx_thread.join();
+  if (dial_thread.joinable()) dial_thread.join();
+  for (auto& [fd, conn] : conns_) ::shutdown(fd, SHUT_RDWR);
+  conns_.clear();
+  {
+    absl::MutexLock lock(&peers_mu);
+    for (auto& [id, p] : peers) {
+      absl::MutexLock plock(&p->mu);
+      p->conn.reset();
+    }
+  }
+  {
+    absl::MutexLock lock(&handoff_mu);
+    handoff.clear();
+  }
+  queue.Close();
+  for (int* fd : {&listen_fd, &epoll_fd, &wake_fd}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+void TcpTransport::Impl::DialFailed(TcpPeer* peer) {
+  absl::MutexLock lock(&peer->mu);
+  peer->dialing = false;
+  peer->next_dial = absl::Now() + peer->backoff;
+  peer->backoff = std::min(peer->backoff * 2, opts.reconnect_max);
+}
+
+// The lower node id dials; the higher one accepts. One dial at a time per peer, with backoff.
+void TcpTransport::Impl::DialLoop() {
+  while (!stop.load()) {
+    std::vector<std::pair<TcpPeer*, std::string>> due;
+    {
+      absl::ReaderMutexLock lock(&peers_mu);
+      absl::Time now = absl::Now();
+      for (auto& [id, p] : peers) {
+        if (id <= opts.self) continue;
+        absl::MutexLock plock(&p->mu);
+        if (p->conn == nullptr && !p->dialing && now >= p->next_dial) {
+          p->dialing = true;
+          due.emplace_back(p.get(), p->address);
+        }
+      }
+    }
+    for (auto& [peer, address] : due) {
+      auto fd = ConnectTcp(address, kDialTimeout);
+      if (!fd.ok()) {
+        DialFailed(peer);
+        continue;
+      }
+      auto conn = std::make_shared<TcpConn>(*fd);
+      conn->dialled = true;
+      conn->peer = peer->id;
+      RandomBytes(absl::MakeSpan(conn->nonce));
+      std::vector<uint8_t> hello =
+          BuildHelloFrame(opts.cluster_key, opts.self, peer->id, conn->nonce);
+      iovec iov{hello.data(), hello.size()};
+      if (!WriteAll(conn->fd, &iov, 1, kDialTimeout).ok()) {
+        DialFailed(peer);
+        continue;
+      }
+      {
+        absl::MutexLock lock(&handoff_mu);
+        handoff.push_back(std::move(conn));
+      }
+      uint64_t one = 1;
+      (void)!::write(wake_fd, &one, sizeof(one));
+    }
+    absl::MutexLock lock(&dial_mu);
+    uint64_t seen = dial_wakeups;
+    auto woken = [this, seen]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(dial_mu) { return dial_wakeups != seen; };
+    dial_mu.AwaitWithTimeout(absl::Condition(&woken),
+                             std::max(opts.reconnect_min, absl::Milliseconds(5)));
+  }
+}
+
+void TcpTransport::Impl::AddConn(std::shared_ptr<TcpConn> conn) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = conn->fd;
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, conn->fd, &ev);
+  conns_[conn->fd] = std::move(conn);
+}
+
+void TcpTransport::Impl::CloseConn(const std::shared_ptr<TcpConn>& conn) {
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, conn->fd, nullptr);
+  ::shutdown(conn->fd, SHUT_RDWR);
+  TcpPeer* peer = conn->peer == kAnyNode ? nullptr : FindPeer(conn->peer);
+  if (peer != nullptr) {
+    if (conn->established) {
+      disconnects.fetch_add(1);
+      absl::MutexLock lock(&peer->mu);
+      if (peer->conn == conn) peer->conn.reset();
+      peer->next_dial = absl::Now() + peer->backoff;
+    } else if (conn->dialled) {
+      drops.Count(DropReason::kHandshake);  // the peer refused us (wrong key, version, id)
+      DialFailed(peer);
+    }
+    WakeDialer();
+  }
+  std::shared_ptr<TcpConn> keep = conn;  // conn may be a reference into conns_
+  conns_.erase(keep->fd);
+}
+
+void TcpTransport::Impl::ReceiveLoop() {
+  epoll_event events[32];
+  while (!stop.load()) {
+    int n = ::epoll_wait(epoll_fd, events, 32, 100);
+    for (int i = 0; i < n && !stop.load(); ++i) {
+      int fd = events[i].data.fd;
+      if (fd == listen_fd) {
+        for (;;) {
+          int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c < 0) break;
+          PrepareSocket(c);
+          AddConn(std::make_shared<TcpConn>(c));
+        }
+      } else if (fd == wake_fd) {
+        uint64_t v;
+        (void)!::read(wake_fd, &v, sizeof(v));
+        std::vector<std::shared_ptr<TcpConn>> fresh;
+        {
+          absl::MutexLock lock(&handoff_mu);
+          fresh.swap(handoff);
+        }
+        for (auto& c : fresh) AddConn(std::move(c));
+      } else {
+        auto it = conns_.find(fd);
+        if (it == conns_.end()) continue;
+        std::shared_ptr<TcpConn> conn = it->second;
+        if (!OnReadable(conn.get())) CloseConn(conn);
+      }
+    }
+    // Connections that never complete a Hello are closed after the handshake timeout.
+    absl::Time now = absl::Now();
+    std::vector<std::shared_ptr<TcpConn>> stale;
+    for (auto& [fd, conn] : conns_) {
+      if (!conn->established && now - conn->created > opts.handshake_timeout) stale.push_back(conn);
+    }
+    for (auto& conn : stale) {
+      if (!conn->dialled) drops.Count(DropReason::kHandshake);
+      CloseConn(conn);
+    }
+  }
+}
+
+// Reads until the socket is drained. False: close the connection.
+bool TcpTransport::Impl::OnReadable(TcpConn* c) {
+  for (;;) {
+    if (c->header_got < kFrameHeaderSize) {
+      ssize_t n = ::read(c->fd, c->header + c->header_got, kFrameHeaderSize - c->header_got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      if (n <= 0) {
+        if (c->header_got > 0) drops.Count(DropReason::kTruncated);
+        return false;
+      }
+      c->header_got += n;
+      if (c->header_got < kFrameHeaderSize) continue;
+      DropReason why = DropReason::kBadLength;
+      auto size = PeekFrameSize(absl::MakeConstSpan(c->header), &why);
+      if (!size.ok()) {
+        drops.Count(why);  // the stream can no longer be trusted to be in sync
+        return false;
+      }
+      if (!c->established && *size > kMaxHelloSize) {
+        drops.Count(DropReason::kHandshake);
+        return false;
+      }
+      c->frame = FrameBuffer::Allocate(*size);
+      std::memcpy(c->frame.data(), c->header, kFrameHeaderSize);
+      c->frame_got = kFrameHeaderSize;
+    }
+    ssize_t n = ::read(c->fd, c->frame.data() + c->frame_got, c->frame.size() - c->frame_got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n <= 0) {
+      drops.Count(DropReason::kTruncated);  // peer went away mid-frame: discard the part
+      return false;
+    }
+    c->frame_got += n;
+    if (c->frame_got < c->frame.size()) continue;
+    c->header_got = 0;
+    c->frame_got = 0;
+    if (!OnFrame(c, std::move(c->frame))) return false;
+  }
+}
+
+bool TcpTransport::Impl::OnFrame(TcpConn* c, FrameBuffer frame) {
+  if (!c->established) return OnHello(c, std::move(frame));
+  size_t size = frame.size();
+  DropReason why = DropReason::kBadBody;
+  auto message = c->session->Decode(std::move(frame), &why);
+  if (!message.ok()) {
+    drops.Count(why);
+    // A replay or a bad body is dropped alone; anything failing authentication means the
+    // stream is forged or out of sync, so the link is reset.
+    return why == DropReason::kReplay || why == DropReason::kBadBody;
+  }
+  frames_received.fetch_add(1);
+  bytes_received.fetch_add(size);
+  queue.Push(*std::move(message));
+  return true;
+}
+
+bool TcpTransport::Impl::OnHello(TcpConn* c, FrameBuffer frame) {
+  DropReason why = DropReason::kHandshake;
+  auto hello = ParseHelloFrame(opts.cluster_key, frame.span(), opts.self, &why);
+  if (!hello.ok()) {
+    drops.Count(why);
+    return false;
+  }
+  TcpPeer* peer = FindPeer(hello->node);
+  if (peer == nullptr || hello->node == opts.self) {
+    drops.Count(DropReason::kUnknownPeer);
+    return false;
+  }
+  if (c->dialled) {
+    if (hello->node != c->peer) {
+      drops.Count(DropReason::kHandshake);
+      return false;
+    }
+  } else {
+    // Accepting side: answer only an authenticated Hello, so a wrong-key peer learns nothing.
+    c->peer = hello->node;
+    RandomBytes(absl::MakeSpan(c->nonce));
+    std::vector<uint8_t> reply = BuildHelloFrame(opts.cluster_key, opts.self, c->peer, c->nonce);
+    iovec iov{reply.data(), reply.size()};
+    if (!WriteAll(c->fd, &iov, 1, kDialTimeout).ok()) return false;
+  }
+  c->session = std::make_shared<PeerSession>(
+      PeerSession::FromHandshake(opts.cluster_key, opts.self, c->nonce, *hello));
+  c->established = true;
+  std::shared_ptr<TcpConn> self_ref = conns_[c->fd];
+  std::shared_ptr<TcpConn> old;
+  {
+    absl::MutexLock lock(&peer->mu);
+    old = std::move(peer->conn);
+    peer->conn = self_ref;
+    peer->dialing = false;
+    peer->backoff = opts.reconnect_min;
+  }
+  // A newer connection from the same peer (it restarted) replaces the old one.
+  if (old != nullptr) ::shutdown(old->fd, SHUT_RDWR);
+  connects.fetch_add(1);
+  return true;
+}
+
+absl::Status TcpTransport::Impl::Send(NodeId dst, const OutgoingFrame& frame) {
+  if (stop.load()) return absl::CancelledError("fabric transport closed");
+  TcpPeer* peer = dst == opts.self ? nullptr : FindPeer(dst);
+  if (peer == nullptr) {
+    return absl::NotFoundError(absl::StrCat("node ", dst, " is not a configured fabric peer"));
+  }
+  absl::MutexLock lock(&peer->mu);
+  std::shared_ptr<TcpConn> conn = peer->conn;
+  if (conn == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("no fabric link to node ", dst, " (", peer->address, ") yet; retry"));
+  }
+  EncodedFrame encoded;
+  absl::Status s = conn->session->Encode(frame, &encoded);
+  if (!s.ok()) return s;
+  iovec iov[4];
+  int n = encoded.ToIovec(iov);
+  s = WriteAll(conn->fd, iov, n, kSendTimeout);
+  if (!s.ok()) {
+    // Part of a frame may be on the wire: this stream is unusable. The receive thread sees
+    // the shutdown, cleans up and the link is re-established.
+    ::shutdown(conn->fd, SHUT_RDWR);
+    peer->conn.reset();
+    return s;
+  }
+  frames_sent.fetch_add(1);
+  bytes_sent.fetch_add(encoded.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(TcpTransportOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  absl::Status s = impl->Start();
+  if (!s.ok()) return s;
+  return std::unique_ptr<TcpTransport>(new TcpTransport(std::move(impl)));
+}
+
+TcpTransport::TcpTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TcpTransport::~TcpTransport() { Close(); }
+
+int TcpTransport::listen_port() const { return LocalPort(impl_->listen_fd); }
+
+void TcpTransport::SetPeerAddress(NodeId peer, const std::string& address) {
+  impl_->AddPeer(peer, address);
+  impl_->WakeDialer();
+}
+
+absl::Status TcpTransport::WaitForPeer(NodeId id, absl::Duration timeout) {
+  TcpPeer* peer = impl_->FindPeer(id);
+  if (peer == nullptr) return absl::NotFoundError(absl::StrCat("node ", id, " is not a peer"));
+  absl::MutexLock lock(&peer->mu);
+  auto up = [peer]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(peer->mu) { return peer->conn != nullptr; };
+  if (!peer->mu.AwaitWithTimeout(absl::Condition(&up), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("no fabric link to node ", id, " at ", peer->address, " within ",
+                     absl::FormatDuration(timeout), "; is it running, with the same key?"));
+  }
+  return absl::OkStatus();
+}
+
+NodeId TcpTransport::self() const { return impl_->opts.self; }
+
+absl::Status TcpTransport::SendFrame(NodeId dst, const OutgoingFrame& frame) {
+  return impl_->Send(dst, frame);
+}
+
+absl::StatusOr<ReceivedMessage> TcpTransport::Receive(absl::Duration timeout) {
+  return impl_->queue.Pop(timeout);
+}
+
+void TcpTransport::Close() { impl_->Shutdown(); }
+
+TransportStats TcpTransport::GetStats() const {
+  TransportStats s;
+  s.frames_sent = impl_->frames_sent.load();
+  s.frames_received = impl_->frames_received.load();
+  s.bytes_sent = impl_->bytes_sent.load();
+  s.bytes_received = impl_->bytes_received.load();
+  s.connects = impl_->connects.load();
+  s.disconnects = impl_->disconnects.load();
+  s.drops = impl_->drops.Snapshot();
+  return s;
+}
+
+}  // namespace amalgam::fabric
