@@ -3,11 +3,11 @@
 #ifndef AMALGAM_VCPU_CPUID_H_
 #define AMALGAM_VCPU_CPUID_H_
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <functional>
 #include <vector>
+
+#include "vcpu/kvm_uapi.h"
 
 namespace amalgam::vcpu {
 

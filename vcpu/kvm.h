@@ -3,8 +3,6 @@
 #ifndef AMALGAM_VCPU_KVM_H_
 #define AMALGAM_VCPU_KVM_H_
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "vcpu/cpuid.h"
+#include "vcpu/kvm_uapi.h"
 #include "vcpu/scoped_fd.h"
 
 namespace amalgam::vcpu {

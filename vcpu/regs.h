@@ -4,13 +4,12 @@
 #ifndef AMALGAM_VCPU_REGS_H_
 #define AMALGAM_VCPU_REGS_H_
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <functional>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "vcpu/kvm_uapi.h"
 #include "vcpu/vcpu.h"
 
 namespace amalgam::vcpu {

@@ -119,7 +119,9 @@ class VcpuRunner {
   void HandleIo();
   void HandleMmio();
   VcpuExit MakeExit(VcpuExitReason reason);
+  VcpuExit MakeInternalErrorExit();
   bool ConsumeKick();
+  void EatKickSignals();
   absl::Status PrepareThread();
 
   Vcpu* vcpu_;

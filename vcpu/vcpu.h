@@ -5,8 +5,6 @@
 #ifndef AMALGAM_VCPU_VCPU_H_
 #define AMALGAM_VCPU_VCPU_H_
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "vcpu/cpuid.h"
+#include "vcpu/kvm_uapi.h"
 #include "vcpu/scoped_fd.h"
 
 namespace amalgam::vcpu {
@@ -27,6 +26,7 @@ class Vcpu {
   uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
   kvm_run* run() const { return run_; }
+  size_t run_size() const { return run_size_; }
 
   // Optional state APIs, detected from the VM's capabilities at creation.
   bool has_sregs2() const { return has_sregs2_; }

@@ -5,8 +5,6 @@
 #ifndef AMALGAM_VCPU_VCPU_STATE_H_
 #define AMALGAM_VCPU_VCPU_STATE_H_
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "vcpu/cpuid.h"
+#include "vcpu/kvm_uapi.h"
 #include "vcpu/vcpu.h"
 
 namespace amalgam::vcpu {

@@ -6,8 +6,6 @@
 #ifndef AMALGAM_VCPU_VM_H_
 #define AMALGAM_VCPU_VM_H_
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -19,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "vcpu/kvm.h"
+#include "vcpu/kvm_uapi.h"
 #include "vcpu/scoped_fd.h"
 
 namespace amalgam::vcpu {
