@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "memory/dirty_bitmap.h"
 #include "memory/guest_address.h"
 
 namespace amalgam::memory {
@@ -75,8 +76,17 @@ class GuestMemory {
 
   // Copies between guest RAM and a host buffer; the whole range must be valid (it may span
   // adjacent regions only if they are contiguous). OUT_OF_RANGE otherwise, nothing copied.
+  // Write() marks the pages it touches dirty.
   absl::Status Read(GuestAddress addr, absl::Span<uint8_t> out) const;
   absl::Status Write(GuestAddress addr, absl::Span<const uint8_t> data);
+
+  // Dirty tracking, one bitmap per region (index as in regions()). Writes through Write() are
+  // recorded automatically; a caller writing through GetHostAddress() pointers calls MarkDirty;
+  // KVM's dirty log for the slot backing region i is merged with AbsorbDirtyLog(i, words).
+  DirtyBitmap& dirty_bitmap(size_t region_index) const { return *dirty_[region_index]; }
+  // OUT_OF_RANGE unless [addr, addr + len) is valid guest RAM (it may span contiguous regions).
+  absl::Status MarkDirty(GuestAddress addr, uint64_t len) const;
+  absl::Status AbsorbDirtyLog(size_t region_index, absl::Span<const uint64_t> words) const;
 
   template <typename T>
   absl::StatusOr<T> ReadObj(GuestAddress addr) const {
@@ -94,7 +104,14 @@ class GuestMemory {
 
  private:
   GuestMemory() = default;
-  std::vector<GuestRegion> regions_;  // sorted by start
+  // Validates the whole range [addr, addr + len) and calls fn(region, offset_in_region, n) for
+  // each piece in order. OUT_OF_RANGE (and no call) if any byte is not guest RAM.
+  template <typename Fn>
+  absl::Status ForEachPiece(GuestAddress addr, uint64_t len, const char* what, Fn fn) const;
+
+  std::vector<GuestRegion> regions_;                 // sorted by start
+  std::vector<std::unique_ptr<DirtyBitmap>> dirty_;  // parallel to regions_
+  int memfd_ = -1;  // one memfd backs all regions, at increasing offsets
 };
 
 }  // namespace amalgam::memory
