@@ -16,7 +16,10 @@ runs=10 warmup=1 timeout_s=60 mem_mib=256 vcpus=1 cmdline=hello keep_dir="" no_a
 guest=${GUEST:-}
 amalgam_bin=${AMALGAM_BIN:-}
 # The amalgam command line (the VMM's flags may still change: adjust here or with --amalgam-cmd).
+# Templates stay unexpanded here on purpose: bash -c expands them per boot.
+# shellcheck disable=SC2016
 amalgam_cmd='"$AMALGAM_BIN" --kernel "$GUEST" --cmdline "$CMDLINE" --memory ${MEM_MIB}M --vcpus $VCPUS'
+# shellcheck disable=SC2016
 qemu_cmd='qemu-system-x86_64 -M microvm -enable-kvm -cpu host,-arch-capabilities -m $MEM_MIB
   -smp $VCPUS -nodefaults -no-user-config -nographic -no-reboot -serial stdio
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$GUEST" -append "$CMDLINE"'

@@ -26,7 +26,7 @@ boot() {
   shift 4
   local log="$tmp/boot$boots.log" status dev=()
   boots=$((boots + 1))
-  [[ $debug_exit == 1 ]] && dev=(-device isa-debug-exit,iobase=0xf4,iosize=0x04)
+  [[ $debug_exit == 1 ]] && dev=(-device "isa-debug-exit,iobase=0xf4,iosize=0x04")
   timeout 120 "$qemu" -M microvm -enable-kvm -cpu host,-arch-capabilities -m 256 -smp "$smp" \
     -nodefaults -no-user-config -nographic -no-reboot -serial stdio "${dev[@]}" \
     -kernel "$guest" -append "$cmdline" </dev/null >"$log" 2>&1

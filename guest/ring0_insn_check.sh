@@ -58,8 +58,7 @@ if ! readelf -n "$guest" | grep -qP '^\s+Xen\s+0x00000004\s+.*0x00000012|^\s+Xen
 fi
 
 if [[ -n $fixture ]]; then
-  out=$(check "$fixture")
-  if [[ $? -eq 0 ]]; then
+  if out=$(check "$fixture"); then
     echo "FAIL: the checker accepted $fixture, which has popcnt/int3/xgetbv in .ring0 and xmm use"
     status=1
   else
