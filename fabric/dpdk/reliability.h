@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <utility>
 
 namespace amalgam::fabric {
@@ -152,11 +153,11 @@ class ReorderBuffer {
   }
 
   // Next in-order message, if any.
-  bool Pop(Message* out) {
-    if (ready_.empty()) return false;
-    *out = std::move(ready_.front());
+  std::optional<Message> Pop() {
+    if (ready_.empty()) return std::nullopt;
+    std::optional<Message> out(std::move(ready_.front()));
     ready_.pop_front();
-    return true;
+    return out;
   }
   size_t ready() const { return ready_.size(); }
   size_t held() const { return held_.size(); }

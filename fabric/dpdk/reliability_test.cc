@@ -73,8 +73,7 @@ std::vector<std::string> Transfer(int n, double loss, double dup, double reorder
       any = true;
       if (rx.Check(d.seq) == ReorderBuffer<std::string>::Verdict::kNew) rx.Insert(d.seq, d.text);
     }
-    std::string m;
-    while (rx.Pop(&m)) got.push_back(m);
+    while (auto m = rx.Pop()) got.push_back(*m);
     if (any) back.Send({rx.cumulative(), rx.sack()});
     Ack a;
     while (back.Recv(&a)) tx.OnAck(a.cumulative, a.sack, now);
@@ -140,15 +139,15 @@ TEST_CASE("the reorder buffer reports duplicates, holds gaps and bounds its wind
   rx.Insert(1, 1);
   REQUIRE(rx.cumulative() == 3);
   REQUIRE(rx.sack() == 0);
-  int v = 0;
   for (int want = 1; want <= 3; ++want) {
-    REQUIRE(rx.Pop(&v));
-    REQUIRE(v == want);
+    auto v = rx.Pop();
+    REQUIRE(v.has_value());
+    REQUIRE(*v == want);
   }
-  REQUIRE_FALSE(rx.Pop(&v));
+  REQUIRE_FALSE(rx.Pop().has_value());
   REQUIRE(rx.Check(2) == V::kDuplicate);
   rx.Insert(2, 99);  // ignored
-  REQUIRE_FALSE(rx.Pop(&v));
+  REQUIRE_FALSE(rx.Pop().has_value());
 }
 
 TEST_CASE("the RTO adapts to measured round trips and stays within bounds") {

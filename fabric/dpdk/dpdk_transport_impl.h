@@ -1,0 +1,387 @@
+// Internal to fabric/dpdk: the state behind DpdkTransport, shared by its Tx/lifecycle part
+// (dpdk_transport.cc) and its Rx part (dpdk_transport_rx.cc). Not a public header.
+// Thread-safety: every member function takes mu_ (or requires it); see dpdk_transport.h.
+#ifndef AMALGAM_FABRIC_DPDK_DPDK_TRANSPORT_IMPL_H_
+#define AMALGAM_FABRIC_DPDK_DPDK_TRANSPORT_IMPL_H_
+
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include <rte_mbuf.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "fabric/dpdk/dpdk_transport.h"
+#include "fabric/dpdk/link_frames.h"
+#include "fabric/peer_session.h"
+
+namespace amalgam::fabric {
+
+inline constexpr Mac kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+inline constexpr uint16_t kBurst = 32;
+
+class DpdkTransport::Impl {
+ public:
+  Impl(DpdkTransportOptions o, std::unique_ptr<DpdkPort> port)
+      : opt_(std::move(o)),
+        port_(std::move(port)),
+        reassembler_(opt_.reassembly),
+        drop_rng_(opt_.test_rx_drop_seed) {
+    RandomBytes(absl::MakeSpan(nonce_));
+    max_chunk_ = opt_.mtu - kFrameHeaderSize;
+  }
+
+  absl::Status AddPeer(NodeId id, const std::string& mac) {
+    Peer p(opt_.retransmit);
+    if (!mac.empty()) {
+      auto m = ParseMac(mac);
+      if (!m.ok()) return m.status();
+      p.mac = *m;
+      p.mac_pinned = true;
+    }
+    absl::MutexLock l(&mu_);
+    peers_.emplace(id, std::move(p));
+    return absl::OkStatus();
+  }
+
+  void StartPoller() {
+    poller_ = std::thread([this] { PollerLoop(); });
+  }
+
+  ~Impl() { Close(); }
+
+  void Close() {
+    if (closing_.exchange(true)) {
+      if (poller_.joinable()) poller_.join();
+      return;
+    }
+    if (poller_.joinable()) poller_.join();
+    absl::MutexLock l(&mu_);
+    closed_ = true;
+    for (auto& [id, p] : peers_) p.tx.Clear();  // mbuf references go back before the pool dies
+    ready_.clear();
+    port_.reset();
+  }
+
+  NodeId self() const { return opt_.self; }
+  Mac mac() const { return port_mac_; }
+  void set_port_mac(const Mac& m) { port_mac_ = m; }
+
+  absl::Status WaitForPeer(NodeId id, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    IdleWaiter idle(opt_.idle);
+    while (true) {
+      {
+        absl::MutexLock l(&mu_);
+        if (closed_) return absl::CancelledError("DpdkTransport closed");
+        auto it = peers_.find(id);
+        if (it == peers_.end()) {
+          return absl::NotFoundError(absl::StrCat("node ", id, " is not a configured peer"));
+        }
+        if (it->second.confirmed) return absl::OkStatus();
+        if (active_receivers_ == 0) PollOnce();
+      }
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "no handshake with node ", id, " within ", absl::FormatDuration(timeout),
+            " (is it running with the same cluster key on the same link?)"));
+      }
+      idle.Idle();
+    }
+  }
+
+  absl::Status Flush(absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    IdleWaiter idle(opt_.idle);
+    absl::MutexLock l(&mu_);
+    while (true) {
+      if (closed_) return absl::CancelledError("DpdkTransport closed");
+      size_t in_flight = 0;
+      for (const auto& [id, p] : peers_) in_flight += p.tx.in_flight();
+      if (in_flight == 0) return absl::OkStatus();
+      if (PollOnce() > 0) continue;
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat(in_flight, " frames still unacknowledged after ",
+                         absl::FormatDuration(timeout)));
+      }
+      mu_.Unlock();
+      idle.Idle();
+      mu_.Lock();
+    }
+  }
+
+  absl::Status SendFrame(NodeId dst, const OutgoingFrame& frame) {
+    absl::Time deadline = absl::Now() + opt_.send_timeout;
+    IdleWaiter idle(opt_.idle);
+    absl::MutexLock l(&mu_);
+    while (true) {
+      if (closed_) return absl::CancelledError("DpdkTransport closed");
+      auto it = peers_.find(dst);
+      if (it == peers_.end()) {
+        return absl::NotFoundError(absl::StrCat("node ", dst, " is not a configured peer"));
+      }
+      Peer& p = it->second;
+      if (!p.session) {
+        return absl::UnavailableError(absl::StrCat(
+            "no link to node ", dst, " yet (handshake pending); retry or WaitForPeer first"));
+      }
+      if (!p.tx.Full()) return SendData(dst, p, frame);
+      PollOnce();  // acks free the window
+      if (!p.tx.Full()) continue;
+      if (absl::Now() > deadline) {
+        return absl::UnavailableError(absl::StrCat("node ", dst, " acknowledged nothing for ",
+                                                   absl::FormatDuration(opt_.send_timeout),
+                                                   " (send window full)"));
+      }
+      mu_.Unlock();
+      idle.Idle();
+      mu_.Lock();
+    }
+  }
+
+  absl::StatusOr<ReceivedMessage> Receive(absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    IdleWaiter idle(opt_.idle);
+    absl::MutexLock l(&mu_);
+    ++active_receivers_;
+    while (true) {
+      if (!ready_.empty()) {
+        ReceivedMessage m = std::move(ready_.front());
+        ready_.pop_front();
+        ++stats_.frames_received;
+        stats_.bytes_received += m.header().body_len + m.header().payload_len;
+        --active_receivers_;
+        return m;
+      }
+      if (closed_ || closing_) {
+        --active_receivers_;
+        return absl::CancelledError("DpdkTransport closed");
+      }
+      if (PollOnce() > 0) {
+        idle.Worked();
+        continue;
+      }
+      if (absl::Now() > deadline) {
+        --active_receivers_;
+        return absl::DeadlineExceededError("no fabric message within the timeout");
+      }
+      mu_.Unlock();
+      idle.Idle();
+      mu_.Lock();
+    }
+  }
+
+  TransportStats GetStats() const {
+    absl::MutexLock l(&mu_);
+    TransportStats s = stats_;
+    s.drops = drops_.Snapshot();
+    return s;
+  }
+
+  DpdkLinkStats GetLinkStats() const {
+    absl::MutexLock l(&mu_);
+    DpdkLinkStats s = link_;
+    s.reassembly = reassembler_.counters();
+    for (const auto& [id, p] : peers_) s.retransmits += p.tx.retransmits();
+    return s;
+  }
+
+ private:
+  struct Peer {
+    explicit Peer(const RetransmitOptions& ro) : tx(ro), rx(ReplayWindow::kWindow) {}
+    Mac mac = kBroadcast;
+    bool mac_pinned = false;
+    std::optional<PeerSession> session;  // after the peer's Hello
+    std::optional<FrameKey> ack_key;     // the same session key, for link acks
+    std::array<uint8_t, kNonceSize> peer_nonce{};
+    bool confirmed = false;              // authenticated traffic seen under the session
+    RetransmitQueue<HeldFrames> tx;
+    ReorderBuffer<ReceivedMessage> rx;
+    int64_t next_hello_ns = 0;
+    size_t unacked = 0;           // frames received since our last ack
+    int64_t first_unacked_ns = 0;
+    bool ack_now = false;         // a duplicate arrived: our ack was probably lost
+  };
+
+  // One poll: a receive burst, then timers (acks, retransmits, hellos, reassembly expiry).
+  // Returns the number of link frames processed.
+  int PollOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!port_) return 0;
+    rte_mbuf* pkts[kBurst];
+    uint16_t n = port_->RxBurst(pkts, kBurst);
+    int64_t now = MonotonicNs();
+    for (uint16_t i = 0; i < n; ++i) {
+      HandleLinkFrame(pkts[i], now);
+      rte_pktmbuf_free(pkts[i]);
+    }
+    Timers(now);
+    return n;
+  }
+
+  void Timers(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto& [id, p] : peers_) {
+      if (!p.confirmed && now >= p.next_hello_ns) {
+        SendHello(id, p);
+        if (p.session) SendAck(id, p);  // lets the peer confirm us once it has our Hello
+        p.next_hello_ns = now + absl::ToInt64Nanoseconds(opt_.hello_interval);
+      }
+      if (p.unacked > 0 && (p.ack_now || p.unacked >= opt_.ack_every ||
+                            now - p.first_unacked_ns >= opt_.ack_delay_ns)) {
+        SendAck(id, p);
+      }
+      if (p.tx.in_flight() > 0) {
+        // The lambda runs inside this locked call; the analysis cannot see through it.
+        p.tx.ResendDue(now, [&](uint64_t, HeldFrames& held) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          for (rte_mbuf* m : held.mbufs()) {
+            RetainChain(m);
+            Transmit(m);
+          }
+        });
+      }
+    }
+    if (now - last_expire_ns_ > 1'000'000) {
+      reassembler_.Expire(now);
+      last_expire_ns_ = now;
+    }
+  }
+
+  // Hands one chain to the PMD (retrying briefly); frees it if the ring stays full.
+  void Transmit(rte_mbuf* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (int spins = 0; spins < 256; ++spins) {
+      if (port_->TxBurst(&m, 1) == 1) {
+        ++link_.link_frames_sent;
+        return;
+      }
+    }
+    ++link_.tx_ring_full;
+    rte_pktmbuf_free(m);
+  }
+
+  void SendRaw(const Mac& dst, absl::Span<const uint8_t> frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    FrameTail tail;
+    tail.parts[0] = frame.subspan(kFrameHeaderSize);
+    rte_mbuf* m = BuildLinkFrame(port_->pool(), dst, port_mac_, kFabricEtherType, frame.data(),
+                                 tail, 0, tail.size());
+    if (m != nullptr) Transmit(m);
+  }
+
+  void SendHello(NodeId id, Peer& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<uint8_t> hello = BuildHelloFrame(opt_.cluster_key, opt_.self, id, nonce_);
+    SendRaw(p.mac, hello);
+    ++link_.hellos_sent;
+  }
+
+  void SendAck(NodeId id, Peer& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!p.ack_key) return;
+    FrameHeader h;
+    h.flags = kFlagLinkAck;
+    h.src = opt_.self;
+    h.dst = id;
+    h.seq = p.rx.cumulative();
+    h.rpc_id = p.rx.sack();
+    EncodedFrame enc;
+    if (!EncodeFrame(*p.ack_key, h, {}, {}, &enc).ok()) return;
+    rte_mbuf* m = BuildLinkFrame(port_->pool(), p.mac, port_mac_, kFabricEtherType, enc.header,
+                                 TailOf(enc), 0, kFrameMacSize);
+    if (m != nullptr) Transmit(m);
+    ++link_.acks_sent;
+    p.unacked = 0;
+    p.ack_now = false;
+  }
+
+  absl::Status SendData(NodeId dst, Peer& p, const OutgoingFrame& frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    EncodedFrame enc;
+    absl::Status s = p.session->Encode(frame, &enc);
+    if (!s.ok()) return s;
+    auto plan = PlanFragments(enc.size(), max_chunk_);
+    if (!plan.ok()) return plan.status();
+    FrameHeader h = ReadFrameHeader(enc.header);
+    FrameTail tail = TailOf(enc);
+    HeldFrames held;
+    for (uint16_t i = 0; i < plan->count; ++i) {
+      size_t off = 0, len = 0;
+      FragmentExtent(enc.size(), plan->count, i, &off, &len);
+      uint8_t hdr[kFrameHeaderSize];
+      std::memcpy(hdr, enc.header, kFrameHeaderSize);
+      if (plan->count > 1) {
+        FrameHeader fh = h;
+        fh.frag_index = i;
+        fh.frag_count = plan->count;
+        WriteFrameHeader(fh, hdr);
+      }
+      rte_mbuf* m =
+          BuildLinkFrame(port_->pool(), p.mac, port_mac_, kFabricEtherType, hdr, tail, off, len);
+      if (m == nullptr) {
+        // The session already used this seq; the receiver would wait for it forever. Keep the
+        // frames we have: retransmission cannot rebuild the rest, so fail loudly instead.
+        return absl::ResourceExhaustedError(
+            "DPDK mbuf pool exhausted; raise DpdkPortOptions.mbufs (link to this peer is now "
+            "stalled until it re-handshakes)");
+      }
+      held.Add(m);
+    }
+    for (rte_mbuf* m : held.mbufs()) {
+      RetainChain(m);
+      Transmit(m);
+    }
+    p.tx.Add(h.seq, std::move(held), MonotonicNs());
+    ++stats_.frames_sent;
+    stats_.bytes_sent += frame.body.size() + frame.payload.size();
+    return absl::OkStatus();
+  }
+
+  void HandleLinkFrame(rte_mbuf* m, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleFrame(FrameBuffer buf, const FrameHeader& h, const Mac& src_mac, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleHello(FrameBuffer buf, const Mac& src_mac, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Duplicate / window check of a data frame's seq before any work; false = drop it.
+  bool AdmitData(Peer& p, uint64_t seq, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void PollerLoop() {
+    IdleWaiter idle(opt_.idle);
+    while (!closing_) {
+      int n = 0;
+      {
+        absl::MutexLock l(&mu_);
+        if (active_receivers_ == 0) n = PollOnce();
+      }
+      if (n > 0) {
+        idle.Worked();
+      } else {
+        idle.Idle();
+      }
+    }
+  }
+
+  const DpdkTransportOptions opt_;
+  mutable absl::Mutex mu_;
+  std::unique_ptr<DpdkPort> port_ ABSL_GUARDED_BY(mu_);
+  Mac port_mac_{};
+  std::array<uint8_t, kNonceSize> nonce_{};
+  size_t max_chunk_ = 0;
+  std::map<NodeId, Peer> peers_ ABSL_GUARDED_BY(mu_);
+  Reassembler reassembler_ ABSL_GUARDED_BY(mu_);
+  std::deque<ReceivedMessage> ready_ ABSL_GUARDED_BY(mu_);
+  int active_receivers_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> closing_{false};
+  int64_t last_expire_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  TransportStats stats_ ABSL_GUARDED_BY(mu_);
+  DpdkLinkStats link_ ABSL_GUARDED_BY(mu_);
+  DropCounters drops_;
+  std::mt19937 drop_rng_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint8_t> scratch_ ABSL_GUARDED_BY(mu_);  // one fragment's chunk
+  std::thread poller_;
+};
+
+}  // namespace amalgam::fabric
+
+#endif  // AMALGAM_FABRIC_DPDK_DPDK_TRANSPORT_IMPL_H_
