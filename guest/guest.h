@@ -41,10 +41,10 @@ struct memmap_entry {
 
 struct boot_info {
   u32 start_info_version;
-  u32 memmap_entries;              /* 0 when the start info has no memmap (version 0) */
-  u32 cpus_requested;              /* from cmdline cpus=N, clamped to 1..MAX_CPUS */
-  u32 cpus_invalid;                /* cpus= was present but not a number in range */
-  char cmdline[CMDLINE_MAX];       /* NUL-terminated, possibly truncated */
+  u32 memmap_entries;        /* 0 when the start info has no memmap (version 0) */
+  u32 cpus_requested;        /* from cmdline cpus=N, clamped to 1..MAX_CPUS */
+  u32 cpus_invalid;          /* cpus= was present but not a number in range */
+  char cmdline[CMDLINE_MAX]; /* NUL-terminated, possibly truncated */
   struct memmap_entry memmap[MEMMAP_MAX];
 };
 

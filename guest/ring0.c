@@ -3,7 +3,7 @@
  * everything else happens in ring 3 (user.c). Built with -mgeneral-regs-only: no SSE, ever. */
 #include "guest.h"
 
-/* Everything executable in this file runs (or may run) in ring 0: keep it in the checked section. */
+/* Everything executable here may run in ring 0: keep it in the checked section. */
 #pragma clang section text = ".ring0.text"
 
 struct hvm_start_info {
@@ -103,7 +103,8 @@ static void parse_cpus(void) {
         s[i + 3] == 's' && s[i + 4] == '=') {
       u64 n = 0;
       u32 j = i + 5, digits = 0;
-      for (; s[j] >= '0' && s[j] <= '9' && digits < 6; j++, digits++) n = n * 10 + (u64)(s[j] - '0');
+      for (; s[j] >= '0' && s[j] <= '9' && digits < 6; j++, digits++)
+        n = n * 10 + (u64)(s[j] - '0');
       if (digits == 0 || (s[j] != 0 && !is_space(s[j])) || n < 1 || n > MAX_CPUS) {
         g_boot.cpus_invalid = 1;
       } else {
@@ -162,7 +163,7 @@ static void start_aps(u32 cpus) {
 
 static void bsp_main(void) {
   /* Mask both 8259s: PVM runs ring 3 with interrupts enabled whatever RFLAGS.IF says, and KVM
-   * wires the BSP's LINT0 to ExtINT, so an unmasked PIC could inject into a guest with no handlers. */
+   * wires the BSP's LINT0 to ExtINT: an unmasked PIC could inject into a guest with no handlers. */
   outb(0x21, 0xFF);
   outb(0xA1, 0xFF);
   for (u32 v = 0; v < 32; v++) idt_set(v, isr_stubs[v], 0);

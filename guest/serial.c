@@ -4,7 +4,7 @@
 
 extern void stop_vm(void) __attribute__((noreturn));
 
-/* Everything executable in this file runs (or may run) in ring 0: keep it in the checked section. */
+/* Everything executable here may run in ring 0: keep it in the checked section. */
 #pragma clang section text = ".ring0.text"
 
 static u32 g_serial_lock;

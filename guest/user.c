@@ -4,7 +4,9 @@
 #include "guest.h"
 
 #define ONE_GIB (1ull << 30)
-#define SMP_TIMEOUT_CYCLES (1ull << 33) /* ~3 s at 2.6 GHz: APs that never arrive fail, not hang */
+#define SMP_TIMEOUT_CYCLES                                              \
+  (1ull << 33) /* ~3 s at 2.6 GHz: APs that never arrive fail, not hang \
+                */
 
 struct args {
   u64 mib;
@@ -18,6 +20,7 @@ static u32 g_smp_go;
 static u32 g_smp_done;
 static u64 g_smp_counter;
 static u64 g_smp_iters;
+static u32 g_smp_ap_errors; /* APs whose lock xadd saw a non-increasing old value */
 
 static inline void cpu_relax(void) { __asm__ volatile("pause"); }
 
@@ -169,8 +172,22 @@ static int run_compute(const struct args *a) {
   return 1;
 }
 
-static void smp_increment(u64 iters) {
-  for (u64 i = 0; i < iters; i++) __atomic_fetch_add(&g_smp_counter, 1, __ATOMIC_SEQ_CST);
+/* Both forms of locked increment, alternating: `lock xadd` (returns the old value) and
+ * `lock inc`. Each old value seen must exceed the previous one: one location, atomic RMWs. */
+static int smp_increment(u64 iters) {
+  u64 last = 0;
+  int monotonic = 1;
+  for (u64 i = 0; i < iters; i++) {
+    if (i & 1) {
+      __asm__ volatile("lock incq %0" : "+m"(g_smp_counter) : : "memory", "cc");
+    } else {
+      u64 old = 1;
+      __asm__ volatile("lock xaddq %0, %1" : "+r"(old), "+m"(g_smp_counter) : : "memory", "cc");
+      if (i != 0 && old <= last) monotonic = 0;
+      last = old;
+    }
+  }
+  return monotonic;
 }
 
 /* Waits until *v >= want or the timeout passes; returns the last value seen. */
@@ -202,11 +219,12 @@ static int run_smp(const struct args *a) {
   }
   __atomic_store_n(&g_smp_iters, a->iters, __ATOMIC_RELAXED);
   __atomic_store_n(&g_smp_go, 1, __ATOMIC_RELEASE); /* phase 2: release everyone at once */
-  smp_increment(a->iters);
+  int monotonic = smp_increment(a->iters);
   __atomic_fetch_add(&g_smp_done, 1, __ATOMIC_ACQ_REL);
   u32 done = wait_at_least(&g_smp_done, cpus);
   u64 counter = __atomic_load_n(&g_smp_counter, __ATOMIC_ACQUIRE);
-  if (done < cpus || counter != (u64)cpus * a->iters) {
+  if (done < cpus || counter != (u64)cpus * a->iters || !monotonic ||
+      __atomic_load_n(&g_smp_ap_errors, __ATOMIC_ACQUIRE) != 0) {
     serial_write("smp: FAIL cpus=");
     serial_write_dec(cpus);
     serial_write(" done=");
@@ -215,6 +233,8 @@ static int run_smp(const struct args *a) {
     serial_write_dec(counter);
     serial_write(" want=");
     serial_write_dec((u64)cpus * a->iters);
+    serial_write(" xadd_order_errors=");
+    serial_write_dec(!monotonic + __atomic_load_n(&g_smp_ap_errors, __ATOMIC_ACQUIRE));
     serial_write("\n");
     return 0;
   }
@@ -230,7 +250,9 @@ static void ap_main(void) __attribute__((noreturn));
 static void ap_main(void) {
   __atomic_fetch_add(&g_smp_arrived, 1, __ATOMIC_ACQ_REL);
   while (__atomic_load_n(&g_smp_go, __ATOMIC_ACQUIRE) == 0) cpu_relax();
-  smp_increment(__atomic_load_n(&g_smp_iters, __ATOMIC_RELAXED));
+  if (!smp_increment(__atomic_load_n(&g_smp_iters, __ATOMIC_RELAXED))) {
+    __atomic_fetch_add(&g_smp_ap_errors, 1, __ATOMIC_ACQ_REL);
+  }
   __atomic_fetch_add(&g_smp_done, 1, __ATOMIC_ACQ_REL);
   for (;;) cpu_relax(); /* ring 3 cannot hlt; the BSP ends the VM */
 }
