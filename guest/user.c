@@ -4,9 +4,10 @@
 #include "guest.h"
 
 #define ONE_GIB (1ull << 30)
-#define SMP_TIMEOUT_CYCLES                                              \
-  (1ull << 33) /* ~3 s at 2.6 GHz: APs that never arrive fail, not hang \
-                */
+/* Hang guards, in TSC cycles (TSC ~2.6 GHz here): APs that never arrive fail after ~6 s; the
+ * end barrier waits much longer because a preempted vCPU thread is slow, not broken. */
+#define SMP_ARRIVE_TIMEOUT_CYCLES (1ull << 34)
+#define SMP_DONE_TIMEOUT_CYCLES (1ull << 37)
 
 struct args {
   u64 mib;
@@ -191,11 +192,11 @@ static int smp_increment(u64 iters) {
 }
 
 /* Waits until *v >= want or the timeout passes; returns the last value seen. */
-static u32 wait_at_least(u32 *v, u32 want) {
+static u32 wait_at_least(u32 *v, u32 want, u64 timeout_cycles) {
   u64 start = rdtsc();
   u32 seen;
   while ((seen = __atomic_load_n(v, __ATOMIC_ACQUIRE)) < want) {
-    if (rdtsc() - start > SMP_TIMEOUT_CYCLES) break;
+    if (rdtsc() - start > timeout_cycles) break;
     cpu_relax();
   }
   return seen;
@@ -208,7 +209,7 @@ static int run_smp(const struct args *a) {
     return 0;
   }
   /* Barrier, phase 1: every AP has checked in (they start as soon as the SIPI lands). */
-  u32 arrived = wait_at_least(&g_smp_arrived, cpus - 1) + 1;
+  u32 arrived = wait_at_least(&g_smp_arrived, cpus - 1, SMP_ARRIVE_TIMEOUT_CYCLES) + 1;
   if (arrived < cpus) {
     serial_write("smp: FAIL only ");
     serial_write_dec(arrived);
@@ -221,7 +222,7 @@ static int run_smp(const struct args *a) {
   __atomic_store_n(&g_smp_go, 1, __ATOMIC_RELEASE); /* phase 2: release everyone at once */
   int monotonic = smp_increment(a->iters);
   __atomic_fetch_add(&g_smp_done, 1, __ATOMIC_ACQ_REL);
-  u32 done = wait_at_least(&g_smp_done, cpus);
+  u32 done = wait_at_least(&g_smp_done, cpus, SMP_DONE_TIMEOUT_CYCLES);
   u64 counter = __atomic_load_n(&g_smp_counter, __ATOMIC_ACQUIRE);
   if (done < cpus || counter != (u64)cpus * a->iters || !monotonic ||
       __atomic_load_n(&g_smp_ap_errors, __ATOMIC_ACQUIRE) != 0) {
