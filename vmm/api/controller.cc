@@ -133,7 +133,17 @@ absl::Status VmController::RunTransition(LifecycleOp op, v1::VmState next,
   absl::MutexLock lock(&mu_);
   RefreshLocked();
   if (absl::Status s = CheckTransition(state_, op); !s.ok()) return s;
-  if (absl::Status s = (backend_.get()->*call)(); !s.ok()) return s;
+  if (absl::Status s = (backend_.get()->*call)(); !s.ok()) {
+    // A guest that ended during the call (e.g. while being paused) is a state problem, not a
+    // failure of the VMM: report it as such.
+    RefreshLocked();
+    if (state_ == v1::VM_STATE_STOPPED) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot ", OpName(op),
+                                                        " the VM: it stopped meanwhile (",
+                                                        s.message(), "); ", FixFor(state_, op)));
+    }
+    return s;
+  }
   state_ = next;
   // The guest may have ended while we paused/resumed it; report that state, not ours.
   RefreshLocked();
