@@ -92,6 +92,7 @@ echo "label,run,ready_ms,exit_ms,peak_rss_kb,status,guest_passed" >"$samples"
 boot_once() {
   local label=$1 run=$2 template=$3 log=$dir/$1.$2.log rss=$dir/$1.$2.rss
   local t0 t_ready="" t_exit="" status="" line passed=0
+  : >"$log"
   t0=$EPOCHREALTIME
   while IFS= read -r line; do
     if [[ $line == __boot_bench_status=* ]]; then
