@@ -1,0 +1,114 @@
+// End to end: the real `amalgam` binary boots the real test guest (//guest:test_guest) on KVM and
+// runs each workload; checks the serial protocol lines (guest/README.md) and the exit status.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "vmm/run_process_testutil.h"
+
+namespace amalgam::vmm {
+namespace {
+
+std::string Amalgam() { return Runfile("vmm/amalgam"); }
+std::string Guest() { return Runfile("guest/test_guest.elf"); }
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool HasLine(const std::string& text, const std::string& prefix) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+// Boots the guest with `cmdline`; returns the serial output (via --serial-out) and the result.
+ProcessResult BootGuest(const std::string& cmdline, const std::string& memory, int vcpus,
+                        std::string* serial) {
+  std::string out = TempPath("serial.txt");
+  std::remove(out.c_str());
+  ProcessResult r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", cmdline, "--memory",
+                                memory, "--vcpus", std::to_string(vcpus), "--serial-out", out});
+  *serial = ReadFile(out);
+  return r;
+}
+
+void ExpectPassed(const ProcessResult& r, const std::string& serial) {
+  INFO("stderr: " << r.err);
+  INFO("serial: " << serial);
+  CHECK_FALSE(r.timed_out);
+  CHECK_FALSE(r.signaled);
+  CHECK(HasLine(serial, "amalgam-guest: ready"));
+  CHECK(HasLine(serial, "amalgam-guest: exit 0"));
+  CHECK(r.exit_code == 1);  // debug-exit 0 -> (0 << 1) | 1
+}
+
+TEST_CASE("boot: hello prints its greeting on stdout by default") {
+  ProcessResult r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", "hello"});
+  ExpectPassed(r, r.out);
+  CHECK(HasLine(r.out, "hello: Hello from the amalgam test guest"));
+  CHECK(r.err.empty());  // a debug-exit ends quietly
+}
+
+TEST_CASE("boot: memtouch writes and verifies guest RAM in ring 3") {
+  std::string serial;
+  ProcessResult r = BootGuest("memtouch mib=32", "128M", 1, &serial);
+  ExpectPassed(r, serial);
+  CHECK(HasLine(serial, "memtouch: ok mib=32 pages=8192"));
+}
+
+TEST_CASE("boot: memtouch asking for more than the memmap offers fails inside the guest") {
+  std::string serial;
+  ProcessResult r = BootGuest("memtouch mib=64", "32M", 1, &serial);
+  INFO("serial: " << serial);
+  CHECK(HasLine(serial, "memtouch: FAIL"));
+  CHECK(HasLine(serial, "amalgam-guest: exit 1"));
+  CHECK(r.exit_code == 3);  // debug-exit 1 -> 3
+}
+
+TEST_CASE("boot: compute gives its deterministic checksum") {
+  std::string serial;
+  ProcessResult r = BootGuest("compute mib=16", "64M", 1, &serial);
+  ExpectPassed(r, serial);
+  CHECK(HasLine(serial, "compute: ok mib=16 checksum=0x"));
+  // Same result on a second boot with more RAM and vCPUs.
+  std::string again;
+  ProcessResult r2 = BootGuest("compute mib=16", "256M", 2, &again);
+  ExpectPassed(r2, again);
+  auto checksum = [](const std::string& s) {
+    size_t at = s.find("compute: ok");
+    return at == std::string::npos ? std::string() : s.substr(at, s.find('\n', at) - at);
+  };
+  CHECK(checksum(serial) == checksum(again));
+}
+
+TEST_CASE("boot: smp with one vCPU") {
+  std::string serial;
+  ProcessResult r = BootGuest("smp cpus=1 iters=10000", "64M", 1, &serial);
+  ExpectPassed(r, serial);
+  CHECK(HasLine(serial, "smp: ok cpus=1 counter=10000"));
+}
+
+TEST_CASE("boot: smp with two vCPUs (INIT-SIPI-SIPI through the in-kernel LAPIC)") {
+  std::string serial;
+  ProcessResult r = BootGuest("smp cpus=2 iters=100000", "64M", 2, &serial);
+  ExpectPassed(r, serial);
+  CHECK(HasLine(serial, "smp: ok cpus=2 counter=200000"));
+}
+
+}  // namespace
+}  // namespace amalgam::vmm

@@ -1,0 +1,385 @@
+#include "vmm/machine/machine.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "vcpu/cpuid.h"
+#include "vcpu/regs.h"
+#include "vmm/devices/debug_exit.h"
+#include "vmm/devices/i8042.h"
+#include "vmm/devices/irq_line.h"
+#include "vmm/loader/pvh_boot.h"
+#include "vmm/loader/pvh_elf.h"
+
+namespace amalgam::vmm::machine {
+namespace {
+
+// KVM needs three pages for the TSS and one for the identity map (VMX real mode), below 4 GiB and
+// outside RAM. Just under the 4 GiB boundary, clear of the LAPIC/IOAPIC windows.
+constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
+constexpr uint64_t kTssAddr = 0xfffbd000;
+
+absl::Status Prefixed(const absl::Status& s, const std::string& prefix) {
+  return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
+}
+
+}  // namespace
+
+const char* MachineStateName(MachineState state) {
+  switch (state) {
+    case MachineState::kCreated:
+      return "created";
+    case MachineState::kRunning:
+      return "running";
+    case MachineState::kPaused:
+      return "paused";
+    case MachineState::kStopping:
+      return "stopping";
+    case MachineState::kStopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+// Devices ask for a stop through this; it forwards to the machine while the machine lives.
+class Machine::StopSink : public StopRequester {
+ public:
+  explicit StopSink(Machine* machine) : machine_(machine) {}
+  void RequestStop(ExitOutcome outcome) override { machine_->RequestStop(std::move(outcome)); }
+
+ private:
+  Machine* machine_;  // the machine owns the devices that hold this sink
+};
+
+// An ISA interrupt line on the in-kernel PIC/IOAPIC (KVM_IRQ_LINE).
+class Machine::KvmIrqLine : public devices::IrqLine {
+ public:
+  KvmIrqLine(vcpu::Vm* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void SetLevel(bool asserted) override {
+    // A failure here means the irqchip is gone (VM being torn down); the device cannot do better.
+    (void)vm_->IrqLine(gsi_, asserted);
+  }
+
+ private:
+  vcpu::Vm* vm_;
+  uint32_t gsi_;
+};
+
+struct Machine::VcpuSlot {
+  uint32_t index = 0;
+  std::unique_ptr<vcpu::Vcpu> vcpu;
+  std::unique_ptr<vcpu::VcpuRunner> runner;
+  std::thread thread;
+  std::atomic<uint64_t> exits{0};
+  std::atomic<VcpuRunState> state{VcpuRunState::kNotStarted};
+};
+
+absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const MachineConfig& config) {
+  std::unique_ptr<Machine> m(new Machine());
+  absl::Status s = m->Build(config);
+  if (!s.ok()) return s;
+  return m;
+}
+
+absl::Status Machine::Build(const MachineConfig& config) {
+  config_ = config;
+  if (config.vcpus == 0) return absl::InvalidArgumentError("--vcpus must be at least 1");
+  if (config.memory_bytes == 0) {
+    return absl::InvalidArgumentError("--memory must be larger than 0 (e.g. 256M)");
+  }
+
+  absl::StatusOr<std::unique_ptr<vcpu::Kvm>> kvm = vcpu::Kvm::Open(config.kvm_device);
+  if (!kvm.ok()) return kvm.status();
+  kvm_ = std::move(*kvm);
+  if (absl::Status caps = kvm_->CheckRequiredCapabilities(); !caps.ok()) return caps;
+  const int max_vcpus = kvm_->MaxVcpus();
+  if (config.vcpus > static_cast<uint32_t>(max_vcpus)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--vcpus %u is more than KVM allows on this host (KVM_CAP_MAX_VCPUS = %d)",
+                        config.vcpus, max_vcpus));
+  }
+
+  absl::StatusOr<std::unique_ptr<memory::GuestMemory>> mem =
+      memory::GuestMemory::Create(memory::GuestMemory::X86Layout(config.memory_bytes));
+  if (!mem.ok()) {
+    return Prefixed(mem.status(), absl::StrFormat("--memory %u MiB: cannot map guest RAM: ",
+                                                  config.memory_bytes >> 20));
+  }
+  memory_ = std::move(*mem);
+
+  // Kernel and boot data first: a bad image is the likeliest user error, report it before
+  // touching KVM state.
+  absl::StatusOr<loader::PvhImage> image = loader::LoadPvhKernelFile(config.kernel_path, *memory_);
+  if (!image.ok()) return image.status();
+  if (absl::Status clear = loader::CheckBootDataClear(*image); !clear.ok()) {
+    return Prefixed(clear, absl::StrCat("kernel ", config.kernel_path, ": "));
+  }
+  entry_ = image->entry;
+  absl::StatusOr<uint64_t> start_info = loader::WritePvhBootInfo(*memory_, config.cmdline);
+  if (!start_info.ok()) return start_info.status();
+
+  absl::StatusOr<std::unique_ptr<vcpu::Vm>> vm = vcpu::Vm::Create(*kvm_);
+  if (!vm.ok()) return vm.status();
+  vm_ = std::move(*vm);
+  uint32_t slot = 0;
+  for (const memory::GuestRegion& r : memory_->regions()) {
+    vcpu::MemorySlot ms;
+    ms.slot = slot++;
+    ms.guest_phys_addr = r.start().value();
+    ms.size = r.size();
+    ms.host_address = r.host_address();
+    if (absl::Status st = vm_->SetUserMemoryRegion(ms); !st.ok()) return st;
+  }
+  if (absl::Status st = vm_->SetTssAddr(kTssAddr); !st.ok()) return st;
+  if (absl::Status st = vm_->SetIdentityMapAddr(kIdentityMapAddr); !st.ok()) return st;
+  if (absl::Status st = vm_->CreateIrqchip(); !st.ok()) return st;
+  if (absl::Status st = vm_->CreatePit2(); !st.ok()) return st;
+
+  // Devices.
+  pio_bus_ = std::make_shared<vcpu::Bus>();
+  mmio_bus_ = std::make_shared<vcpu::Bus>();
+  stop_flag_ = std::make_shared<vcpu::StopFlag>();
+  stop_sink_ = std::make_shared<StopSink>(this);
+  serial_ = std::make_shared<devices::Serial16550>(
+      config.serial_out, std::make_shared<KvmIrqLine>(vm_.get(), devices::Serial16550::kCom1Irq));
+  if (absl::Status st = pio_bus_->Insert(serial_, devices::Serial16550::kCom1Port,
+                                         devices::Serial16550::kRegisterCount);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = pio_bus_->Insert(std::make_shared<devices::I8042>(stop_sink_),
+                                         devices::I8042::kBasePort, devices::I8042::kPortSpan);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = pio_bus_->Insert(std::make_shared<devices::DebugExit>(stop_sink_),
+                                         devices::DebugExit::kPort, devices::DebugExit::kSize);
+      !st.ok()) {
+    return st;
+  }
+
+  // vCPUs: each gets CPUID with its own APIC ID. Only the BSP gets boot registers; with the
+  // in-kernel irqchip the APs start in wait-for-SIPI and the guest wakes them.
+  absl::StatusOr<vcpu::CpuidEntries> supported = kvm_->GetSupportedCpuid();
+  if (!supported.ok()) return supported.status();
+  memory::GuestMemory* memory = memory_.get();
+  for (uint32_t i = 0; i < config.vcpus; ++i) {
+    auto slot_ptr = std::make_unique<VcpuSlot>();
+    slot_ptr->index = i;
+    absl::StatusOr<std::unique_ptr<vcpu::Vcpu>> v = vm_->CreateVcpu(i);
+    if (!v.ok()) return v.status();
+    slot_ptr->vcpu = std::move(*v);
+    vcpu::CpuidConfig cc;
+    cc.apic_id = i;
+    cc.num_vcpus = config.vcpus;
+    if (absl::Status st = slot_ptr->vcpu->SetCpuid2(vcpu::BuildVcpuCpuid(*supported, cc));
+        !st.ok()) {
+      return st;
+    }
+    if (i == 0) {
+      if (absl::Status st = vcpu::SetupPvhEntry(*slot_ptr->vcpu, entry_, *start_info); !st.ok()) {
+        return st;
+      }
+    }
+    slot_ptr->runner =
+        std::make_unique<vcpu::VcpuRunner>(slot_ptr->vcpu.get(), pio_bus_, mmio_bus_, stop_flag_);
+    slot_ptr->runner->set_guest_reader([memory](uint64_t gpa, absl::Span<uint8_t> out) {
+      return memory->Read(memory::GuestAddress(gpa), out).ok();
+    });
+    slots_.push_back(std::move(slot_ptr));
+  }
+  return absl::OkStatus();
+}
+
+Machine::~Machine() {
+  Stop("machine destroyed");
+  for (auto& slot : slots_) {
+    if (slot->thread.joinable()) slot->thread.join();
+  }
+}
+
+absl::Status Machine::Start() {
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != MachineState::kCreated) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot start a VM that is ", MachineStateName(state_)));
+    }
+    state_ = MachineState::kRunning;
+    started_ = true;
+    live_threads_ = static_cast<uint32_t>(slots_.size());
+  }
+  for (auto& slot : slots_) {
+    VcpuSlot* s = slot.get();
+    s->state = VcpuRunState::kRunning;
+    s->thread = std::thread([this, s] { VcpuLoop(s); });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Machine::Pause() {
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != MachineState::kRunning) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot pause a VM that is ", MachineStateName(state_)));
+    }
+    pause_requested_ = true;
+  }
+  KickAll();
+  absl::MutexLock lock(&mu_);
+  auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return parked_ == live_threads_ || outcome_.has_value();
+  };
+  mu_.Await(absl::Condition(&settled));
+  if (outcome_.has_value()) {
+    pause_requested_ = false;
+    return absl::AbortedError(absl::StrCat("the VM stopped while pausing: ", outcome_->detail));
+  }
+  state_ = MachineState::kPaused;
+  return absl::OkStatus();
+}
+
+absl::Status Machine::Resume() {
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  absl::MutexLock lock(&mu_);
+  if (state_ != MachineState::kPaused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot resume a VM that is ", MachineStateName(state_)));
+  }
+  pause_requested_ = false;
+  state_ = MachineState::kRunning;
+  return absl::OkStatus();
+}
+
+void Machine::Stop(const std::string& reason) {
+  RequestStop(ExitOutcome::Of(ExitKind::kStopped, reason));
+}
+
+void Machine::RequestStop(ExitOutcome outcome) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!outcome_.has_value()) outcome_ = std::move(outcome);
+    if (state_ != MachineState::kStopped) {
+      state_ = (started_ && live_threads_ > 0) ? MachineState::kStopping : MachineState::kStopped;
+    }
+  }
+  // The flag makes every runner return before re-entering the guest (the caller may be a vCPU
+  // thread in the middle of an I/O exit); the kicks pull out the ones inside KVM_RUN.
+  if (stop_flag_ != nullptr) stop_flag_->Request();
+  KickAll();
+}
+
+void Machine::KickAll() {
+  for (auto& slot : slots_) slot->runner->Kick();
+}
+
+bool Machine::AllThreadsDone() const {
+  return outcome_.has_value() && (!started_ || live_threads_ == 0);
+}
+
+ExitOutcome Machine::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &Machine::AllThreadsDone));
+  return *outcome_;
+}
+
+std::optional<ExitOutcome> Machine::WaitFor(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!mu_.AwaitWithTimeout(absl::Condition(this, &Machine::AllThreadsDone), timeout)) {
+    return std::nullopt;
+  }
+  return *outcome_;
+}
+
+MachineInfo Machine::Info() const {
+  MachineInfo info;
+  info.vcpus = config_.vcpus;
+  info.memory_bytes = config_.memory_bytes;
+  info.kernel_entry = entry_;
+  for (const auto& slot : slots_) {
+    info.vcpu_info.push_back({slot->index, slot->state.load(), slot->exits.load()});
+  }
+  absl::MutexLock lock(&mu_);
+  info.state = state_;
+  info.outcome = outcome_;
+  return info;
+}
+
+std::optional<ExitOutcome> Machine::OutcomeFor(uint32_t index, const vcpu::VcpuExit& exit) {
+  using vcpu::VcpuExitReason;
+  switch (exit.reason) {
+    case VcpuExitReason::kKicked:
+    case VcpuExitReason::kStopRequested:
+      return std::nullopt;
+    case VcpuExitReason::kShutdown:
+      return ExitOutcome::Of(
+          ExitKind::kTripleFault,
+          absl::StrFormat("guest triple fault (KVM_EXIT_SHUTDOWN) at RIP=%#x on vcpu %u", exit.rip,
+                          index));
+    case VcpuExitReason::kInternalError:
+      return ExitOutcome::Of(
+          ExitKind::kInternalError,
+          absl::StrFormat("KVM internal error on vcpu %u: %s", index, exit.ToString()));
+    case VcpuExitReason::kSystemEvent:
+      if (exit.system_event_type == KVM_SYSTEM_EVENT_RESET) {
+        return ExitOutcome::Of(ExitKind::kReset, "guest requested a reset");
+      }
+      if (exit.system_event_type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+        return ExitOutcome::Of(ExitKind::kPowerOff, "guest powered off");
+      }
+      return ExitOutcome::Of(ExitKind::kVmmError,
+                             absl::StrFormat("vcpu %u: guest system event %u (crash?) at RIP=%#x",
+                                             index, exit.system_event_type, exit.rip));
+    case VcpuExitReason::kHlt:
+      return ExitOutcome::Of(ExitKind::kPowerOff,
+                             absl::StrFormat("vcpu %u halted at RIP=%#x", index, exit.rip));
+    case VcpuExitReason::kFailEntry:
+    case VcpuExitReason::kUnhandled:
+      return ExitOutcome::Of(ExitKind::kVmmError,
+                             absl::StrFormat("vcpu %u: %s", index, exit.ToString()));
+  }
+  return ExitOutcome::Of(ExitKind::kVmmError, "unknown vCPU exit");
+}
+
+void Machine::VcpuLoop(VcpuSlot* slot) {
+  vcpu::VcpuRunner& runner = *slot->runner;
+  while (true) {
+    absl::StatusOr<vcpu::VcpuExit> exit = runner.Run();
+    const vcpu::RunnerStats& st = runner.stats();
+    slot->exits.store(st.io_exits + st.mmio_exits + st.interrupted, std::memory_order_relaxed);
+    if (!exit.ok()) {
+      RequestStop(ExitOutcome::Of(
+          ExitKind::kVmmError,
+          absl::StrFormat("vcpu %u: KVM_RUN failed: %s", slot->index, exit.status().message())));
+      break;
+    }
+    if (std::optional<ExitOutcome> end = OutcomeFor(slot->index, *exit); end.has_value()) {
+      RequestStop(std::move(*end));
+      break;
+    }
+    if (stop_flag_->requested()) break;
+    // A kick: park here while a pause is requested.
+    absl::MutexLock lock(&mu_);
+    if (outcome_.has_value()) break;
+    if (pause_requested_) {
+      ++parked_;
+      slot->state = VcpuRunState::kPaused;
+      auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !pause_requested_ || outcome_.has_value();
+      };
+      mu_.Await(absl::Condition(&released));
+      --parked_;
+      slot->state = VcpuRunState::kRunning;
+      if (outcome_.has_value()) break;
+    }
+  }
+  slot->state = VcpuRunState::kExited;
+  absl::MutexLock lock(&mu_);
+  if (--live_threads_ == 0) state_ = MachineState::kStopped;
+}
+
+}  // namespace amalgam::vmm::machine

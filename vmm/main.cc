@@ -1,0 +1,111 @@
+// amalgam: boot a PVH ELF image in a KVM microVM. Thin glue over vmm/config and vmm/machine;
+// `amalgam --help` documents the flags and exit codes.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "vmm/config/vm_config.h"
+#include "vmm/devices/byte_sink.h"
+#include "vmm/exit_outcome.h"
+#include "vmm/machine/machine.h"
+
+namespace {
+
+using amalgam::vmm::ExitKind;
+using amalgam::vmm::ExitOutcome;
+
+int Fail(int code, const absl::Status& s) {
+  std::fprintf(stderr, "amalgam: %.*s\n", static_cast<int>(s.message().size()), s.message().data());
+  return code;
+}
+
+int Run(int argc, char** argv) {
+  namespace config = amalgam::vmm::config;
+  namespace machine = amalgam::vmm::machine;
+  namespace devices = amalgam::vmm::devices;
+
+  // A closed stdout must drop console output, not kill the VMM.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  bool help = false;
+  absl::StatusOr<config::VmConfig> cfg =
+      config::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), &help);
+  if (help) {
+    std::fputs(config::UsageText().c_str(), stdout);
+    return 0;
+  }
+  if (!cfg.ok()) return Fail(amalgam::vmm::kExitUsage, cfg.status());
+  config::HostLimits limits;
+  limits.max_memory_bytes = config::HostMemoryLimit().value_or(0);
+  if (absl::Status s = config::ValidateConfig(*cfg, limits); !s.ok()) {
+    return Fail(amalgam::vmm::kExitUsage, s);
+  }
+
+  std::shared_ptr<devices::ByteSink> sink;
+  if (cfg->serial_out.empty()) {
+    sink = std::make_shared<devices::FdSink>(1, /*owned=*/false);
+  } else {
+    absl::StatusOr<std::unique_ptr<devices::FdSink>> file =
+        devices::FdSink::OpenFile(cfg->serial_out);
+    if (!file.ok()) return Fail(amalgam::vmm::kExitUsage, file.status());
+    sink = std::move(*file);
+  }
+
+  // SIGINT/SIGTERM stop the VM; they are handled on one thread (sigwait), so block them before
+  // any vCPU thread exists (threads inherit the mask).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  machine::MachineConfig mc;
+  mc.kernel_path = cfg->kernel;
+  mc.cmdline = cfg->cmdline;
+  mc.memory_bytes = cfg->memory_bytes;
+  mc.vcpus = cfg->vcpus;
+  mc.kvm_device = cfg->kvm_device;
+  mc.serial_out = sink;
+  absl::StatusOr<std::unique_ptr<machine::Machine>> vm = machine::Machine::Create(mc);
+  if (!vm.ok()) return Fail(amalgam::vmm::kExitUsage, vm.status());
+
+  std::atomic<bool> done{false};
+  machine::Machine* m = vm->get();
+  std::thread signal_thread([&stop_signals, &done, m] {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&stop_signals, &sig) != 0) continue;
+      if (done.load()) return;
+      m->Stop(absl::StrCat("received signal ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    }
+  });
+
+  ExitOutcome outcome;
+  if (absl::Status s = m->Start(); !s.ok()) {
+    outcome = ExitOutcome::Of(ExitKind::kVmmError, std::string(s.message()));
+    m->Stop("start failed");
+    m->Wait();
+  } else {
+    outcome = m->Wait();
+  }
+  done.store(true);
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+
+  if (outcome.kind != ExitKind::kDebugExit) {
+    std::fprintf(stderr, "amalgam: %s: %s\n", amalgam::vmm::ExitKindName(outcome.kind),
+                 outcome.detail.c_str());
+  }
+  return amalgam::vmm::ExitStatusFor(outcome);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }
