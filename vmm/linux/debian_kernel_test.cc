@@ -1,0 +1,76 @@
+// Loads the real Debian kernel and initramfs that tools/make-guest.sh builds. The files are never
+// committed: when they have not been built the test says how to build them and passes.
+#include <limits.h>
+#include <stdlib.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "memory/guest_memory.h"
+#include "vmm/linux/boot_params.h"
+#include "vmm/linux/bzimage.h"
+
+namespace amalgam::vmm::linux_boot {
+namespace {
+
+std::string GuestDir() {
+  if (const char* dir = getenv("AMALGAM_GUEST_DIR")) return dir;
+  // This package's BUILD file is a runfile symlink into the source tree; out/guest sits at the
+  // workspace root, two levels up from vmm/linux.
+  char real[PATH_MAX];
+  if (realpath("vmm/linux/BUILD", real) == nullptr) return "";
+  std::string path(real);
+  return path.substr(0, path.size() - std::string("vmm/linux/BUILD").size()) + "out/guest";
+}
+
+bool ReadFile(const std::string& path, std::vector<uint8_t>* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  out->assign(s.begin(), s.end());
+  return true;
+}
+
+TEST_CASE("The Debian bzImage parses and loads with its initramfs") {
+  std::string dir = GuestDir();
+  std::vector<uint8_t> image, initrd;
+  if (dir.empty() || !ReadFile(dir + "/vmlinuz", &image) ||
+      !ReadFile(dir + "/initramfs.cpio.gz", &initrd)) {
+    WARN("SKIPPED: no guest image in '" << dir
+                                        << "'; build it with tools/make-guest.sh (or set "
+                                           "AMALGAM_GUEST_DIR)");
+    return;
+  }
+  absl::StatusOr<SetupHeader> h = ParseSetupHeader(image);
+  REQUIRE(h.ok());
+  CHECK(h->version >= 0x020c);
+  CHECK((h->xloadflags & kXlfKernel64) != 0);
+  CHECK(h->relocatable);
+  CHECK(h->pref_address == 0x1000000);  // CONFIG_PHYSICAL_START
+  CHECK(h->init_size > h->kernel_size);
+  CHECK(h->cmdline_size >= 2047);
+  CHECK(h->header_end >= kParsedHeaderEnd);
+
+  auto mem = memory::GuestMemory::Create(memory::GuestMemory::X86Layout(512 << 20));
+  REQUIRE(mem.ok());
+  BzImageOptions o;
+  o.cmdline = "console=ttyS0 reboot=t panic=-1";
+  o.initrd = initrd;
+  o.rsdp_addr = 0xe0000;
+  absl::StatusOr<BzImageBoot> boot = LoadBzImage(**mem, image, o);
+  INFO(boot.status().ToString());
+  REQUIRE(boot.ok());
+  CHECK(boot->entry == 0x1000200);
+  CHECK(boot->initrd_addr >= boot->kernel_end);
+  CHECK(boot->initrd_addr + boot->initrd_size <= uint64_t{h->initrd_addr_max} + 1);
+  std::vector<uint8_t> head(64);
+  REQUIRE((*mem)->Read(memory::GuestAddress(0x1000000), absl::MakeSpan(head)).ok());
+  CHECK(std::equal(head.begin(), head.end(), image.begin() + h->setup_bytes));
+}
+
+}  // namespace
+}  // namespace amalgam::vmm::linux_boot
