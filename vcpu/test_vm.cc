@@ -58,6 +58,7 @@ TestVm::~TestVm() {
 
 void TestVm::Load(uint64_t gpa, const std::vector<uint8_t>& bytes) {
   if (gpa > ram_bytes_ || bytes.size() > ram_bytes_ - gpa) std::abort();
+  if (bytes.empty()) return;
   std::memcpy(ram_ + gpa, bytes.data(), bytes.size());
 }
 
