@@ -299,6 +299,47 @@ TEST_CASE("PVH entry: 32-bit protected mode with EBX = start_info") {
   CHECK(sregs->cs.db == 1);
 }
 
+// Sets up long mode with identity tables over the test VM's RAM, code at `entry`.
+void EnterLongMode(TestVm& vm, uint64_t entry) {
+  LongModeConfig config;
+  config.entry = entry;
+  config.stack = 0x300000;
+  config.identity_map_bytes = vm.ram_bytes();
+  uint8_t* ram = vm.ram();
+  uint64_t ram_bytes = vm.ram_bytes();
+  REQUIRE(SetupLongMode(vm.vcpu(), config, [&](uint64_t gpa, absl::Span<const uint8_t> data) {
+            if (gpa > ram_bytes || data.size() > ram_bytes - gpa) {
+              return absl::OutOfRangeError("write");
+            }
+            std::memcpy(ram + gpa, data.data(), data.size());
+            return absl::OkStatus();
+          }).ok());
+}
+
+TEST_CASE("internal error in long mode: instruction bytes found through the page tables") {
+  auto vm = MakeVm({}, {/*ram_bytes=*/4 << 20});
+  vm->Load(0x200000, {
+                         0xbb, 0xff, 0x00, 0x00, 0x00,  // mov ebx, 0xff
+                         0xf3, 0x0f, 0xb8, 0xc3,        // popcnt eax, ebx  (at 0x200005)
+                         0xf4,                          // hlt
+                     });
+  EnterLongMode(*vm, 0x200000);
+  VcpuRunner runner(&vm->vcpu(), nullptr, nullptr);
+  runner.set_guest_reader(vm->Reader());
+  auto exit = runner.Run();
+  REQUIRE(exit.ok());
+  INFO(exit->ToString());
+  if (exit->reason == VcpuExitReason::kInternalError) {
+    CHECK(exit->rip == 0x200005);
+    REQUIRE(exit->instruction_bytes.size() >= 4);
+    CHECK(exit->instruction_bytes[0] == 0xf3);
+    CHECK(exit->instruction_bytes[3] == 0xc3);
+  } else {
+    REQUIRE(exit->reason == VcpuExitReason::kHlt);
+    CHECK((vm->vcpu().GetRegs()->rax & 0xff) == 8);
+  }
+}
+
 TEST_CASE("long mode set-up runs 64-bit code above 4 GiB-style addressing") {
   auto vm = MakeVm({}, {/*ram_bytes=*/4 << 20});
   // movabs rax, 0x1122334455667788; mov rcx, rax; shr rcx, 32; out 0x10, eax; mov eax, ecx;
