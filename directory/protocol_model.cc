@@ -1,0 +1,585 @@
+#include "directory/protocol_model.h"
+
+#include <deque>
+#include <memory>
+#include <random>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "directory/home_directory.h"
+#include "directory/home_map.h"
+#include "directory/node_cache.h"
+
+namespace amalgam::directory {
+namespace {
+
+// Round-robin homes: page p at node p % nodes (the model's pages are 0..pages-1).
+class RoundRobinHomes : public HomeMap {
+ public:
+  RoundRobinHomes(uint32_t nodes, uint32_t pages) : nodes_(nodes), pages_(pages) {}
+  absl::StatusOr<NodeId> HomeOf(PageNumber page) const override {
+    if (page >= pages_) return absl::NotFoundError("page outside the model");
+    return static_cast<NodeId>(page % nodes_);
+  }
+  uint32_t num_nodes() const override { return nodes_; }
+
+ private:
+  uint32_t nodes_, pages_;
+};
+
+enum Mapping : uint8_t { kUnmapped = 0, kReadOnly = 1, kWritable = 2 };
+enum class Vcpu : uint8_t { kIdle, kBlocked, kWoken, kDone };
+
+struct Envelope {
+  Message msg;
+  uint32_t payload = 0;  // the page's value when msg.has_data
+};
+
+struct Fault {
+  uint32_t page;
+  Access access;
+};
+
+struct NodeModel {
+  NodeModel(NodeId id, const HomeMap* homes, uint32_t pages, uint32_t ops, uint32_t evictions)
+      : cache(id, homes),
+        home(id, homes),
+        mapping(pages, kUnmapped),
+        local(pages, 0),
+        home_copy(pages, 0),
+        ops_left(ops),
+        evictions_left(evictions) {}
+  NodeCache cache;
+  HomeDirectory home;
+  std::vector<uint8_t> mapping;
+  std::vector<uint32_t> local;      // guest page content (meaningful when mapped)
+  std::vector<uint32_t> home_copy;  // home's backing copy (pages homed here)
+  std::vector<Action> actions;      // the handler's current action list
+  uint32_t next_action = 0;
+  uint32_t payload = 0;             // of the message being handled
+  uint32_t outgoing = 0;            // filled by kCopyOut for the next kWriteback
+  bool copied_out = false;
+  std::vector<Fault> faults;        // uffd fault messages not yet read by the handler
+  Vcpu vcpu = Vcpu::kIdle;
+  uint32_t op_page = 0;
+  Access op_access = Access::kRead;
+  uint32_t ops_left;
+  uint32_t ops_done = 0;
+  uint32_t evictions_left;
+};
+
+struct World {
+  std::vector<NodeModel> nodes;
+  std::vector<std::deque<Envelope>> channels;  // [src * n + dst]
+  std::vector<uint32_t> last_write;            // ghost: value of the last completed write
+};
+
+enum class StepKind : uint8_t {
+  kRunAction,
+  kHandleFault,
+  kDeliver,
+  kEvict,
+  kReleaseHold,
+  kAccess,
+  kRetry
+};
+struct Step {
+  StepKind kind;
+  uint8_t node;  // acting node (kDeliver: destination)
+  uint8_t a;     // kDeliver: source; kEvict/kAccess: page
+  uint8_t b;     // kAccess: access
+};
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& c) : c_(c), homes_(c.nodes, c.pages) {}
+
+  World Initial() const {
+    World w;
+    for (NodeId n = 0; n < c_.nodes; ++n) {
+      w.nodes.emplace_back(n, &homes_, c_.pages, c_.ops_per_node, c_.evictions_per_node);
+      if (c_.ops_per_node == 0) w.nodes.back().vcpu = Vcpu::kDone;
+    }
+    w.channels.resize(c_.nodes * c_.nodes);
+    w.last_write.assign(c_.pages, 0);  // never written: zeros
+    return w;
+  }
+
+  void Enabled(const World& w, std::vector<Step>* steps) const {
+    steps->clear();
+    const uint32_t n_nodes = c_.nodes;
+    for (uint32_t n = 0; n < n_nodes; ++n) {
+      const NodeModel& nm = w.nodes[n];
+      uint8_t id = static_cast<uint8_t>(n);
+      if (nm.next_action < nm.actions.size()) {
+        steps->push_back({StepKind::kRunAction, id, 0, 0});
+      } else {
+        if (!nm.faults.empty()) steps->push_back({StepKind::kHandleFault, id, 0, 0});
+        for (uint32_t src = 0; src < n_nodes; ++src) {
+          if (!w.channels[src * n_nodes + n].empty()) {
+            steps->push_back({StepKind::kDeliver, id, static_cast<uint8_t>(src), 0});
+          }
+        }
+        for (uint32_t p = 0; p < c_.pages; ++p) {
+          NodePageState s = nm.cache.StateOf(p);
+          bool held = nm.cache.IsHeld(p);
+          if (nm.evictions_left > 0 && !held &&
+              (s == NodePageState::kShared || s == NodePageState::kModified)) {
+            steps->push_back({StepKind::kEvict, id, static_cast<uint8_t>(p), 0});
+          }
+          // The runtime's hold timer: long enough for the woken vCPU to retry its access.
+          if (held && !(nm.vcpu == Vcpu::kWoken && nm.op_page == p)) {
+            steps->push_back({StepKind::kReleaseHold, id, static_cast<uint8_t>(p), 0});
+          }
+        }
+      }
+      if (nm.vcpu == Vcpu::kIdle) {
+        for (uint32_t p = 0; p < c_.pages; ++p) {
+          steps->push_back({StepKind::kAccess, id, static_cast<uint8_t>(p), 0});
+          steps->push_back({StepKind::kAccess, id, static_cast<uint8_t>(p), 1});
+        }
+      } else if (nm.vcpu == Vcpu::kWoken) {
+        steps->push_back({StepKind::kRetry, id, 0, 0});
+      }
+    }
+  }
+
+  // Applies `s`; returns a violation ("" if none). Appends a description when `what` is set.
+  std::string Apply(World& w, const Step& s, std::string* what, uint64_t* reads) const {
+    NodeModel& nm = w.nodes[s.node];
+    switch (s.kind) {
+      case StepKind::kRunAction:
+        return RunAction(w, s.node, what);
+      case StepKind::kHandleFault: {
+        Fault f = nm.faults.front();
+        nm.faults.erase(nm.faults.begin());
+        return Handle(nm, nm.cache.OnFault(f.page, f.access, &nm.actions), 0,
+                      absl::StrFormat("node%d handles %s fault on page%d", s.node,
+                                      ToString(f.access), f.page),
+                      what);
+      }
+      case StepKind::kDeliver: {
+        auto& ch = w.channels[s.a * c_.nodes + s.node];
+        Envelope e = ch.front();
+        ch.pop_front();
+        bool for_home = e.msg.type == MessageType::kPageRequest ||
+                        e.msg.type == MessageType::kInvalidateAck ||
+                        e.msg.type == MessageType::kWriteback;
+        absl::Status st = for_home ? nm.home.OnMessage(e.msg, &nm.actions)
+                                   : nm.cache.OnMessage(e.msg, &nm.actions);
+        std::string desc;
+        if (what) {
+          desc = absl::StrFormat("deliver %s%s", ToString(e.msg),
+                                 e.msg.has_data ? absl::StrFormat(" value=%d", e.payload) : "");
+        }
+        return Handle(nm, st, e.payload, std::move(desc), what);
+      }
+      case StepKind::kEvict:
+        --nm.evictions_left;
+        return Handle(nm, nm.cache.Evict(s.a, &nm.actions), 0,
+                      absl::StrFormat("node%d evicts page%d", s.node, s.a), what);
+      case StepKind::kReleaseHold:
+        return Handle(nm, nm.cache.ReleaseHold(s.a, &nm.actions), 0,
+                      absl::StrFormat("node%d releases its hold on page%d", s.node, s.a), what);
+      case StepKind::kAccess:
+        nm.op_page = s.a;
+        nm.op_access = s.b ? Access::kWrite : Access::kRead;
+        return Access_(w, s.node, what, reads, "");
+      case StepKind::kRetry:
+        return Access_(w, s.node, what, reads, " (retry after wake)");
+    }
+    return "unknown step";
+  }
+
+  // Invariants that must hold in every state. Returns a violation or "".
+  std::string CheckState(const World& w) const {
+    for (uint32_t p = 0; p < c_.pages; ++p) {
+      int ro = 0, rw = 0;
+      for (const NodeModel& nm : w.nodes) {
+        ro += nm.mapping[p] == kReadOnly;
+        rw += nm.mapping[p] == kWritable;
+      }
+      if (rw > 1 || (rw == 1 && ro > 0)) {
+        return absl::StrFormat(
+            "single-writer/multiple-reader violated on page%d: %d writable and %d read-only "
+            "mappings",
+            p, rw, ro);
+      }
+    }
+    return "";
+  }
+
+  // No step is enabled: everything must be finished and consistent, else it is a deadlock.
+  std::string CheckTerminal(const World& w) const {
+    for (uint32_t n = 0; n < c_.nodes; ++n) {
+      const NodeModel& nm = w.nodes[n];
+      if (nm.vcpu != Vcpu::kDone) {
+        return absl::StrFormat(
+            "deadlock: no step enabled but node%d's vCPU is %s on page%d with %d ops left", n,
+            nm.vcpu == Vcpu::kBlocked ? "blocked" : "not done", nm.op_page, nm.ops_left);
+      }
+    }
+    for (uint32_t p = 0; p < c_.pages; ++p) {
+      const NodeModel& h = w.nodes[p % c_.nodes];
+      HomeDirectory::PageView v = h.home.Lookup(p);
+      if (v.busy || v.queued) {
+        return absl::StrFormat("deadlock: all done but page%d's home is still busy", p);
+      }
+      for (uint32_t n = 0; n < c_.nodes; ++n) {
+        NodePageState s = w.nodes[n].cache.StateOf(p);
+        uint8_t m = w.nodes[n].mapping[p];
+        bool ok;
+        if (v.state == PageState::kModified && v.owner == n) {
+          ok = s == NodePageState::kModified && m == kWritable;
+        } else if (v.state == PageState::kShared && (v.sharers >> n & 1)) {
+          ok = (s == NodePageState::kShared && m == kReadOnly) ||
+               (s == NodePageState::kInvalid && m == kUnmapped);
+        } else {
+          ok = s == NodePageState::kInvalid && m == kUnmapped;
+        }
+        if (!ok) {
+          return absl::StrFormat(
+              "at rest, page%d's home says %s (owner %d, sharers %#x) but node%d is %s with "
+              "mapping %d",
+              p, ToString(v.state), v.owner == kNoNode ? -1 : static_cast<int>(v.owner),
+              v.sharers, n, ToString(s), m);
+        }
+      }
+      if (v.state != PageState::kModified && h.home_copy[p] != w.last_write[p]) {
+        return absl::StrFormat("at rest, page%d's home copy is %d but the last write was %d", p,
+                               h.home_copy[p], w.last_write[p]);
+      }
+    }
+    return "";
+  }
+
+  // 128-bit fingerprint of the canonical encoding.
+  std::pair<uint64_t, uint64_t> Fingerprint(const World& w, std::string* buf) const {
+    buf->clear();
+    auto put = [buf](uint64_t x) { buf->append(reinterpret_cast<const char*>(&x), sizeof(x)); };
+    for (const NodeModel& nm : w.nodes) {
+      nm.cache.EncodeState(buf);
+      nm.home.EncodeState(buf);
+      buf->append(reinterpret_cast<const char*>(nm.mapping.data()), nm.mapping.size());
+      for (uint32_t p = 0; p < c_.pages; ++p) put(uint64_t{nm.local[p]} << 32 | nm.home_copy[p]);
+      put(nm.actions.size() - nm.next_action);
+      for (size_t i = nm.next_action; i < nm.actions.size(); ++i) EncodeAction(nm.actions[i], buf);
+      put(nm.payload);
+      put(uint64_t{nm.outgoing} << 1 | nm.copied_out);
+      put(nm.faults.size());
+      for (const Fault& f : nm.faults) put(f.page * 2 + static_cast<uint32_t>(f.access));
+      put(static_cast<uint64_t>(nm.vcpu) | uint64_t{nm.op_page} << 8 |
+          static_cast<uint64_t>(nm.op_access) << 24 | uint64_t{nm.ops_left} << 32 |
+          uint64_t{nm.evictions_left} << 48);
+    }
+    for (const auto& ch : w.channels) {
+      put(ch.size());
+      for (const Envelope& e : ch) {
+        EncodeMessage(e.msg, buf);
+        put(e.payload);
+      }
+    }
+    for (uint32_t v : w.last_write) put(v);
+    uint64_t h1 = absl::HashOf(*buf);
+    uint64_t h2 = 1469598103934665603ull;  // FNV-1a, independent of absl's hash
+    for (unsigned char ch : *buf) h2 = (h2 ^ ch) * 1099511628211ull;
+    return {h1, h2};
+  }
+
+  std::string Describe(const World& w, const Step& s) const {
+    World copy = w;
+    std::string what;
+    uint64_t reads = 0;
+    Apply(copy, s, &what, &reads);
+    return what;
+  }
+
+ private:
+  static void EncodeMessage(const Message& m, std::string* buf) {
+    uint64_t x[4] = {static_cast<uint64_t>(m.type) | uint64_t{m.from} << 8 |
+                         uint64_t{m.to} << 16 | static_cast<uint64_t>(m.access) << 24 |
+                         uint64_t{m.have_copy} << 32 | static_cast<uint64_t>(m.state) << 40 |
+                         uint64_t{m.zero_fill} << 48 | uint64_t{m.has_data} << 56,
+                     m.page, m.req_id, uint64_t{m.drop} | uint64_t{m.requester} << 8};
+    buf->append(reinterpret_cast<const char*>(x), sizeof(x));
+  }
+  static void EncodeAction(const Action& a, std::string* buf) {
+    uint64_t x[2] = {static_cast<uint64_t>(a.type) | uint64_t{a.writable} << 8 |
+                         uint64_t{a.zero_fill} << 16,
+                     a.page};
+    buf->append(reinterpret_cast<const char*>(x), sizeof(x));
+    if (a.type == ActionType::kSend) EncodeMessage(a.message, buf);
+  }
+
+  std::string Handle(NodeModel& nm, const absl::Status& st, uint32_t payload, std::string desc,
+                     std::string* what) const {
+    nm.payload = payload;
+    if (what) {
+      *what = desc;
+      if (st.ok() && nm.next_action < nm.actions.size()) {
+        std::vector<std::string> acts;
+        for (size_t i = nm.next_action; i < nm.actions.size(); ++i) {
+          acts.push_back(ToString(nm.actions[i]));
+        }
+        absl::StrAppend(what, " -> [", absl::StrJoin(acts, ", "), "]");
+      }
+    }
+    if (!st.ok()) return absl::StrCat("protocol error: ", st.ToString());
+    return "";
+  }
+
+  std::string Access_(World& w, uint32_t n, std::string* what, uint64_t* reads,
+                      const char* suffix) const {
+    NodeModel& nm = w.nodes[n];
+    uint32_t p = nm.op_page;
+    bool write = nm.op_access == Access::kWrite;
+    bool permitted = write ? nm.mapping[p] == kWritable : nm.mapping[p] != kUnmapped;
+    if (!permitted) {
+      nm.vcpu = Vcpu::kBlocked;
+      nm.faults.push_back({p, nm.op_access});
+      if (what) {
+        *what = absl::StrFormat("node%d vCPU %s page%d%s: faults", n, ToString(nm.op_access), p,
+                                suffix);
+      }
+      return "";
+    }
+    std::string err;
+    if (write) {
+      uint32_t value = n * c_.ops_per_node + nm.ops_done + 1;  // unique per write
+      nm.local[p] = value;
+      w.last_write[p] = value;
+      if (what) *what = absl::StrFormat("node%d vCPU writes %d to page%d%s", n, value, p, suffix);
+    } else {
+      ++*reads;
+      if (what) {
+        *what = absl::StrFormat("node%d vCPU reads page%d%s: %d", n, p, suffix, nm.local[p]);
+      }
+      if (nm.local[p] != w.last_write[p]) {
+        err = absl::StrFormat(
+            "stale read: node%d read %d from page%d but the last completed write was %d", n,
+            nm.local[p], p, w.last_write[p]);
+      }
+    }
+    ++nm.ops_done;
+    --nm.ops_left;
+    nm.vcpu = nm.ops_left ? Vcpu::kIdle : Vcpu::kDone;
+    return err;
+  }
+
+  std::string RunAction(World& w, uint32_t n, std::string* what) const {
+    NodeModel& nm = w.nodes[n];
+    const Action a = nm.actions[nm.next_action++];
+    if (nm.next_action == nm.actions.size()) {
+      nm.actions.clear();
+      nm.next_action = 0;
+    }
+    if (what) *what = absl::StrFormat("node%d does %s", n, ToString(a));
+    uint32_t p = static_cast<uint32_t>(a.page);
+    uint8_t& map = nm.mapping[p];
+    switch (a.type) {
+      case ActionType::kSend: {
+        const Message& m = a.message;
+        if (m.from != n || m.to >= c_.nodes) return "message with a bad sender or recipient";
+        Envelope e{m, 0};
+        if (m.has_data) {
+          if (m.type == MessageType::kWriteback) {
+            if (!nm.copied_out) return "writeback with data but no CopyOut before it";
+            e.payload = nm.outgoing;
+            nm.copied_out = false;
+          } else {
+            e.payload = nm.home_copy[p];
+          }
+          if (what) absl::StrAppend(what, absl::StrFormat(" with value %d", e.payload));
+        }
+        w.channels[n * c_.nodes + m.to].push_back(e);
+        return "";
+      }
+      case ActionType::kCopyOut:
+        if (map == kUnmapped) return "copy out of a page that is not mapped";
+        nm.outgoing = nm.local[p];
+        nm.copied_out = true;
+        return "";
+      case ActionType::kInstallPage:
+        if (map != kUnmapped) return "UFFDIO_COPY onto a present page (EEXIST)";
+        map = a.writable ? kWritable : kReadOnly;
+        nm.local[p] = a.zero_fill ? 0 : nm.payload;
+        return "";
+      case ActionType::kMakeWritable:
+        if (map != kReadOnly) return "write-unprotect of a page that is not mapped read-only";
+        map = kWritable;
+        return "";
+      case ActionType::kWriteProtect:
+        if (map != kWritable) return "write-protect of a page that is not mapped writable";
+        map = kReadOnly;
+        return "";
+      case ActionType::kDropPage:
+        if (map == kUnmapped) return "drop of a page that is not mapped";
+        map = kUnmapped;
+        nm.local[p] = 0;
+        return "";
+      case ActionType::kWakeVcpus:
+        if (nm.vcpu == Vcpu::kBlocked && nm.op_page == p) nm.vcpu = Vcpu::kWoken;
+        return "";
+      case ActionType::kStoreHomeCopy:
+        nm.home_copy[p] = nm.payload;
+        return "";
+    }
+    return "unknown action";
+  }
+
+  ModelConfig c_;
+  RoundRobinHomes homes_;
+};
+
+class Explorer {
+ public:
+  explicit Explorer(const ModelConfig& c) : c_(c), model_(c) {}
+
+  CheckResult Run() {
+    World w = model_.Initial();
+    auto key = model_.Fingerprint(w, &buf_);
+    visited_.insert(key);
+    on_stack_.insert(key);
+    r_.states = 1;
+    Dfs(w, 0);
+    return r_;
+  }
+
+ private:
+  using Key = std::pair<uint64_t, uint64_t>;
+  static constexpr uint32_t kDepthBound = 2000;
+
+  // Returns false to stop the search.
+  bool Dfs(const World& w, uint32_t depth) {
+    if (depth > r_.max_depth) r_.max_depth = depth;
+    // Every step consumes bounded work (an op, an eviction, a message, a fault, an action);
+    // a path this long means requests keep being re-issued without completing.
+    if (depth > kDepthBound) return Fail("livelock: a path exceeded the step bound");
+    std::vector<Step> steps;
+    model_.Enabled(w, &steps);
+    if (steps.empty()) {
+      ++r_.terminal_states;
+      std::string err = model_.CheckTerminal(w);
+      if (!err.empty()) return Fail(err);
+      return true;
+    }
+    for (const Step& s : steps) {
+      World next = w;
+      ++r_.transitions;
+      path_.push_back(s);
+      std::string err = model_.Apply(next, s, nullptr, &r_.reads_checked);
+      if (err.empty()) err = model_.CheckState(next);
+      if (!err.empty()) return Fail(err);
+      Key key = model_.Fingerprint(next, &buf_);
+      if (on_stack_.contains(key)) return Fail("livelock: a cycle of steps makes no progress");
+      if (visited_.insert(key).second) {
+        if (++r_.states > c_.max_states) {
+          r_.truncated = true;
+          return false;
+        }
+        on_stack_.insert(key);
+        if (!Dfs(next, depth + 1)) return false;
+        on_stack_.erase(key);
+      }
+      path_.pop_back();
+    }
+    return true;
+  }
+
+  bool Fail(const std::string& err) {
+    r_.ok = false;
+    r_.violation = err;
+    World w = model_.Initial();
+    uint64_t reads = 0;
+    size_t first = path_.size() > 300 ? path_.size() - 300 : 0;  // keep the tail readable
+    for (size_t i = 0; i < path_.size(); ++i) {
+      std::string what;
+      model_.Apply(w, path_[i], &what, &reads);
+      if (i >= first) r_.trace.push_back(what);
+    }
+    return false;
+  }
+
+  ModelConfig c_;
+  Model model_;
+  std::string buf_;
+  absl::flat_hash_set<Key> visited_;
+  absl::flat_hash_set<Key> on_stack_;
+  std::vector<Step> path_;
+  CheckResult r_;
+};
+
+}  // namespace
+
+CheckResult ExploreAll(const ModelConfig& config) { return Explorer(config).Run(); }
+
+CheckResult RandomWalks(const ModelConfig& config, uint64_t seed, uint32_t walks) {
+  CheckResult r;
+  Model model(config);
+  std::mt19937_64 rng(seed);
+  std::vector<Step> steps;
+  // Every step consumes an op, an eviction, a message, a fault or an action, and each op causes
+  // a bounded amount of those; a walk longer than this is a livelock.
+  const uint64_t bound = 1000ull * config.nodes *
+                         (config.ops_per_node + config.evictions_per_node + 1) * config.nodes;
+  for (uint32_t walk = 0; walk < walks && r.ok; ++walk) {
+    World w = model.Initial();
+    std::vector<Step> path;
+    uint64_t depth = 0;
+    for (;;) {
+      model.Enabled(w, &steps);
+      std::string err;
+      if (steps.empty()) {
+        ++r.terminal_states;
+        err = model.CheckTerminal(w);
+      } else if (depth > bound) {
+        err = "livelock: walk exceeded its step bound";
+      } else {
+        Step s = steps[rng() % steps.size()];
+        path.push_back(s);
+        ++r.transitions;
+        ++depth;
+        err = model.Apply(w, s, nullptr, &r.reads_checked);
+        if (err.empty()) err = model.CheckState(w);
+      }
+      if (!err.empty()) {
+        r.ok = false;
+        r.violation = absl::StrFormat("walk %d (seed %d): %s", walk, seed, err);
+        World replay = model.Initial();
+        uint64_t reads = 0;
+        size_t first = path.size() > 200 ? path.size() - 200 : 0;  // keep the tail readable
+        for (size_t i = 0; i < path.size(); ++i) {
+          std::string what;
+          model.Apply(replay, path[i], &what, &reads);
+          if (i >= first) r.trace.push_back(what);
+        }
+        break;
+      }
+      if (steps.empty()) break;
+    }
+    if (depth > r.max_depth) r.max_depth = static_cast<uint32_t>(depth);
+  }
+  r.states = r.transitions;  // walks do not deduplicate
+  return r;
+}
+
+std::string Summarize(const CheckResult& r) {
+  std::string s = absl::StrFormat(
+      "%s: %d states, %d transitions, %d terminal states, %d reads checked, max depth %d%s\n",
+      r.ok ? (r.truncated ? "TRUNCATED" : "OK") : "VIOLATION", r.states, r.transitions,
+      r.terminal_states, r.reads_checked, r.max_depth,
+      r.truncated ? " (state limit hit: not exhaustive)" : "");
+  if (!r.ok) {
+    absl::StrAppend(&s, "violation: ", r.violation, "\ninterleaving (", r.trace.size(),
+                    " steps):\n");
+    for (size_t i = 0; i < r.trace.size(); ++i) {
+      absl::StrAppend(&s, absl::StrFormat("  %3d. %s\n", i + 1, r.trace[i]));
+    }
+  }
+  return s;
+}
+
+}  // namespace amalgam::directory
