@@ -32,12 +32,10 @@ void RunPair(size_t mtu, uint64_t pages) {
   std::string dir = testing::ShortTempDir();
   std::string sock = dir + "/memif.sock";
   FrameKey key = FrameKey::Generate();
-  auto srv = testing::ForkNode([&] {
-    return testing::RunPageSender(MemifNode(1, 2, true, sock, mtu, key), 2, pages);
-  });
-  auto cli = testing::ForkNode([&] {
-    return testing::RunPageReceiver(MemifNode(2, 1, false, sock, mtu, key), 1, pages);
-  });
+  auto srv = testing::ForkNode(
+      [&] { return testing::RunPageSender(MemifNode(1, 2, true, sock, mtu, key), 2, pages); });
+  auto cli = testing::ForkNode(
+      [&] { return testing::RunPageReceiver(MemifNode(2, 1, false, sock, mtu, key), 1, pages); });
   NodeReport rx = testing::WaitNode(cli, std::chrono::seconds(50));
   NodeReport tx = testing::WaitNode(srv, std::chrono::seconds(10));
   rmdir(dir.c_str());

@@ -1,17 +1,17 @@
 #include "fabric/dpdk/dpdk_port.h"
 
 #include <pthread.h>
-#include <sched.h>
-#include <unistd.h>
-
-#include <cstring>
-#include <mutex>
-
 #include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -27,22 +27,22 @@ absl::Status eal_error = absl::OkStatus();
 
 std::string Err(int code) { return rte_strerror(code < 0 ? -code : code); }
 
+// AMALGAM_DPDK_LOG_LEVEL (e.g. "debug", "pmd.net.memif:debug") overrides the option when set:
+// the one knob needed to see why a vdev does not come up.
+std::string LogLevel(const EalOptions& o) {
+  const char* env = getenv("AMALGAM_DPDK_LOG_LEVEL");
+  return env != nullptr && *env != 0 ? env : o.log_level;
+}
+
 }  // namespace
 
 std::vector<std::string> EalArguments(const EalOptions& o) {
   std::string prefix = o.file_prefix.empty() ? absl::StrCat("amalgam", getpid()) : o.file_prefix;
-  std::vector<std::string> args = {"amalgam-fabric",
-                                   "-l",
-                                   std::to_string(o.lcore),
-                                   "--no-huge",
-                                   "-m",
-                                   std::to_string(o.memory_mb),
-                                   "--no-pci",
-                                   "--no-shconf",
-                                   "--no-telemetry",
-                                   "--file-prefix",
-                                   prefix,
-                                   absl::StrCat("--log-level=", o.log_level)};
+  std::vector<std::string> args = {
+      "amalgam-fabric", "-l",          std::to_string(o.lcore),
+      "--no-huge",      "-m",          std::to_string(o.memory_mb),
+      "--no-pci",       "--no-shconf", "--no-telemetry",
+      "--file-prefix",  prefix,        absl::StrCat("--log-level=", LogLevel(o))};
   args.insert(args.end(), o.extra_args.begin(), o.extra_args.end());
   return args;
 }
@@ -85,10 +85,11 @@ absl::StatusOr<std::unique_ptr<DpdkPort>> DpdkPort::Open(const DpdkPortOptions& 
   }
   std::unique_ptr<DpdkPort> p(new DpdkPort());
   p->name_ = parts[0];
-  bool memif_server = false;
+  bool memif_server = false, memif_client = false;
   std::string socket;
   for (const auto& kv : parts) {
     if (kv == "role=server") memif_server = true;
+    if (kv == "role=client") memif_client = true;
     if (absl::StartsWith(kv, "socket=")) socket = kv.substr(7);
   }
   if (memif_server && !socket.empty()) {
@@ -132,22 +133,36 @@ absl::StatusOr<std::unique_ptr<DpdkPort>> DpdkPort::Open(const DpdkPortOptions& 
   rte_eth_dev_adjust_nb_rx_tx_desc(p->port_, &rxd, &txd);
   if ((r = rte_eth_rx_queue_setup(p->port_, 0, rxd, rte_eth_dev_socket_id(p->port_), nullptr,
                                   p->pool_)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Rx queue setup on ", p->name_, ": ", Err(r),
-        " (af_packet with framesz > mbuf_data_room needs a bigger DpdkPortOptions.mbuf_data_room)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Rx queue setup on ", p->name_, ": ", Err(r),
+                     " (af_packet with framesz > mbuf_data_room needs a bigger "
+                     "DpdkPortOptions.mbuf_data_room)"));
   }
   if ((r = rte_eth_tx_queue_setup(p->port_, 0, txd, rte_eth_dev_socket_id(p->port_), nullptr)) !=
       0) {
     return absl::InternalError(absl::StrCat("Tx queue setup: ", Err(r)));
   }
-  if ((r = rte_eth_dev_start(p->port_)) != 0) {
-    return absl::InternalError(absl::StrCat("rte_eth_dev_start(", p->name_, "): ", Err(r)));
+  absl::Time deadline = absl::Now() + o.link_timeout;
+  // A memif client connects in dev_start and fails (EPERM) while the server's socket is absent.
+  while ((r = rte_eth_dev_start(p->port_)) != 0) {
+    if (!memif_client || absl::Now() > deadline) {
+      return absl::InternalError(absl::StrCat("rte_eth_dev_start(", p->name_, "): ", Err(r),
+                                              memif_client ? " (memif server not running?)" : ""));
+    }
+    usleep(20000);
   }
   p->started_ = true;
   rte_ether_addr mac;
   if (rte_eth_macaddr_get(p->port_, &mac) == 0) std::memcpy(p->mac_.data(), mac.addr_bytes, 6);
-  absl::Time deadline = absl::Now() + o.link_timeout;
+  absl::Time retry = absl::Now() + absl::Milliseconds(300);
   while (!p->LinkUp()) {
+    // A memif client connects once, in dev_start. If it raced the server (socket not there yet,
+    // or the server not started: "ID 0 not found"), nothing retries it: restart the port.
+    if (memif_client && absl::Now() > retry) {
+      rte_eth_dev_stop(p->port_);
+      p->started_ = rte_eth_dev_start(p->port_) == 0;  // if not, try again next round
+      retry = absl::Now() + absl::Milliseconds(300);
+    }
     if (absl::Now() > deadline) {
       return absl::UnavailableError(absl::StrCat(
           "link of ", p->name_, " not up after ", absl::FormatDuration(o.link_timeout),

@@ -20,10 +20,10 @@ struct rte_mempool;
 namespace amalgam::fabric {
 
 struct EalOptions {
-  int lcore = 0;                // EAL -l (the main lcore id)
-  int memory_mb = 256;          // -m with --no-huge
-  std::string file_prefix;      // --file-prefix; empty: "amalgam<pid>" (unique per process)
-  bool keep_pinning = false;    // EAL pins the calling thread to `lcore`; by default undo that
+  int lcore = 0;              // EAL -l (the main lcore id)
+  int memory_mb = 256;        // -m with --no-huge
+  std::string file_prefix;    // --file-prefix; empty: "amalgam<pid>" (unique per process)
+  bool keep_pinning = false;  // EAL pins the calling thread to `lcore`; by default undo that
   std::string log_level = "warning";
   std::vector<std::string> extra_args;  // appended verbatim (e.g. "--single-file-segments")
 };
@@ -43,8 +43,8 @@ struct DpdkPortOptions {
   //   "net_af_packet0,iface=veth0"
   // The name before the first comma must be unique within the process.
   std::string devargs;
-  uint32_t mbufs = 8191;            // pool size (room for chained mbufs and retransmit copies)
-  uint16_t mbuf_data_room = 2048;   // bytes per segment (plus headroom); chains carry the rest
+  uint32_t mbufs = 8191;           // pool size (room for chained mbufs and retransmit copies)
+  uint16_t mbuf_data_room = 2048;  // bytes per segment (plus headroom); chains carry the rest
   uint16_t rx_descriptors = 1024;
   uint16_t tx_descriptors = 1024;
   absl::Duration link_timeout = absl::Seconds(20);  // Open waits for link up this long

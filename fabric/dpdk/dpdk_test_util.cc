@@ -1,5 +1,6 @@
 #include "fabric/dpdk/dpdk_test_util.h"
 
+#include <capnp/message.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -9,8 +10,6 @@
 #include <cstring>
 #include <thread>
 #include <vector>
-
-#include <capnp/message.h>
 
 #include "fabric/message.h"
 #include "fabric/schema/messages.capnp.h"
@@ -47,8 +46,7 @@ void Collect(const DpdkTransport& t, NodeReport* r) {
   r->not_for_us = l.not_for_us;
   r->link_frames_received = l.link_frames_received;
   r->reassembled = l.reassembly.completed;
-  std::fprintf(stderr, "node %u: %s | %s\n", t.self(), s.ToString().c_str(),
-               l.ToString().c_str());
+  std::fprintf(stderr, "node %u: %s | %s\n", t.self(), s.ToString().c_str(), l.ToString().c_str());
 }
 
 absl::Status SendPage(DpdkTransport& t, NodeId peer, uint64_t n, const uint8_t* page) {
@@ -139,8 +137,7 @@ NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t c
   while (next < count) {
     auto m = (*t)->Receive(absl::Seconds(20));
     if (!m.ok()) {
-      SetError(&r, "receiver: after page " + std::to_string(next) + ": " +
-                       m.status().ToString());
+      SetError(&r, "receiver: after page " + std::to_string(next) + ": " + m.status().ToString());
       Collect(**t, &r);
       return r;
     }

@@ -39,8 +39,8 @@ bool CheckPage(uint64_t n, const uint8_t* page, size_t size);
 // Sender role: waits for `peer`, sends pages 0..count-1 as PageGrant + 4 KiB payload, then
 // waits for the receiver's "done" (a PageRequest for page `count`). If `go_fd` >= 0 it first
 // reads one byte from it (lets a test inject frames before the real traffic).
-NodeReport RunPageSender(DpdkTransportOptions options, NodeId peer, uint64_t count,
-                         int go_fd = -1, int ready_fd = -1);
+NodeReport RunPageSender(DpdkTransportOptions options, NodeId peer, uint64_t count, int go_fd = -1,
+                         int ready_fd = -1);
 // Receiver role: expects pages 0..count-1 from `peer`, in order, intact; then sends "done".
 NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t count);
 

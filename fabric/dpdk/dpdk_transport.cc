@@ -1,10 +1,9 @@
 #include "fabric/dpdk/dpdk_transport.h"
 
-#include "fabric/dpdk/dpdk_transport_impl.h"
-
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "fabric/dpdk/dpdk_transport_impl.h"
 
 namespace amalgam::fabric {
 
@@ -29,22 +28,21 @@ std::string DpdkLinkStats::ToString() const {
       "link_sent=", link_frames_sent, " link_received=", link_frames_received,
       " retransmits=", retransmits, " acks_sent=", acks_sent, " acks_received=", acks_received,
       " hellos_sent=", hellos_sent, " duplicates=", duplicates, " beyond_window=", beyond_window,
-      " no_session=", no_session, " not_for_us=", not_for_us, " other_ethertype=",
-      other_ethertype, " tx_ring_full=", tx_ring_full, " test_rx_dropped=", test_rx_dropped,
+      " no_session=", no_session, " not_for_us=", not_for_us, " other_ethertype=", other_ethertype,
+      " tx_ring_full=", tx_ring_full, " test_rx_dropped=", test_rx_dropped,
       " reassembled=", reassembly.completed, " dup_fragments=", reassembly.duplicate_fragments,
       " inconsistent_fragments=", reassembly.inconsistent_fragments,
       " bad_geometry=", reassembly.bad_geometry, " reassembly_full=", reassembly.table_full,
       " reassembly_timeouts=", reassembly.timed_out);
 }
 
-
 DpdkTransport::DpdkTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DpdkTransport::~DpdkTransport() { impl_->Close(); }
 
 absl::StatusOr<std::unique_ptr<DpdkTransport>> DpdkTransport::Create(DpdkTransportOptions o) {
   if (o.mtu < kFrameHeaderSize + 64 || o.mtu > 9000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "DpdkTransportOptions.mtu = ", o.mtu, "; use 1500 (standard) up to 9000 (jumbo)"));
+    return absl::InvalidArgumentError(absl::StrCat("DpdkTransportOptions.mtu = ", o.mtu,
+                                                   "; use 1500 (standard) up to 9000 (jumbo)"));
   }
   if (o.peers.count(o.self)) {
     return absl::InvalidArgumentError("DpdkTransportOptions.peers must not contain self");

@@ -65,13 +65,13 @@ struct DpdkLinkStats {
   uint64_t acks_sent = 0;
   uint64_t acks_received = 0;
   uint64_t hellos_sent = 0;
-  uint64_t duplicates = 0;        // data frames already delivered or held (suppressed)
-  uint64_t beyond_window = 0;     // data frames too far ahead of the reorder window
-  uint64_t no_session = 0;        // frames from a configured peer before its Hello arrived
-  uint64_t not_for_us = 0;        // Ethernet destination is neither our MAC nor broadcast
-  uint64_t other_ethertype = 0;   // not 0x88B5 (ignored, e.g. kernel chatter on a veth)
-  uint64_t tx_ring_full = 0;      // link frames the PMD refused (retransmission repairs them)
-  uint64_t test_rx_dropped = 0;   // frames dropped by test_rx_drop_rate
+  uint64_t duplicates = 0;       // data frames already delivered or held (suppressed)
+  uint64_t beyond_window = 0;    // data frames too far ahead of the reorder window
+  uint64_t no_session = 0;       // frames from a configured peer before its Hello arrived
+  uint64_t not_for_us = 0;       // Ethernet destination is neither our MAC nor broadcast
+  uint64_t other_ethertype = 0;  // not 0x88B5 (ignored, e.g. kernel chatter on a veth)
+  uint64_t tx_ring_full = 0;     // link frames the PMD refused (retransmission repairs them)
+  uint64_t test_rx_dropped = 0;  // frames dropped by test_rx_drop_rate
   ReassemblyCounters reassembly;
   std::string ToString() const;
 };

@@ -4,14 +4,14 @@
 #ifndef AMALGAM_FABRIC_DPDK_DPDK_TRANSPORT_IMPL_H_
 #define AMALGAM_FABRIC_DPDK_DPDK_TRANSPORT_IMPL_H_
 
+#include <rte_mbuf.h>
+
 #include <atomic>
 #include <cstring>
 #include <deque>
 #include <optional>
 #include <random>
 #include <thread>
-
-#include <rte_mbuf.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -87,9 +87,9 @@ class DpdkTransport::Impl {
         if (active_receivers_ == 0) PollOnce();
       }
       if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "no handshake with node ", id, " within ", absl::FormatDuration(timeout),
-            " (is it running with the same cluster key on the same link?)"));
+        return absl::DeadlineExceededError(
+            absl::StrCat("no handshake with node ", id, " within ", absl::FormatDuration(timeout),
+                         " (is it running with the same cluster key on the same link?)"));
       }
       idle.Idle();
     }
@@ -106,9 +106,8 @@ class DpdkTransport::Impl {
       if (in_flight == 0) return absl::OkStatus();
       if (PollOnce() > 0) continue;
       if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrCat(in_flight, " frames still unacknowledged after ",
-                         absl::FormatDuration(timeout)));
+        return absl::DeadlineExceededError(absl::StrCat(
+            in_flight, " frames still unacknowledged after ", absl::FormatDuration(timeout)));
       }
       mu_.Unlock();
       idle.Idle();
@@ -200,13 +199,13 @@ class DpdkTransport::Impl {
     std::optional<PeerSession> session;  // after the peer's Hello
     std::optional<FrameKey> ack_key;     // the same session key, for link acks
     std::array<uint8_t, kNonceSize> peer_nonce{};
-    bool confirmed = false;              // authenticated traffic seen under the session
+    bool confirmed = false;  // authenticated traffic seen under the session
     RetransmitQueue<HeldFrames> tx;
     ReorderBuffer<ReceivedMessage> rx;
     int64_t next_hello_ns = 0;
-    size_t unacked = 0;           // frames received since our last ack
+    size_t unacked = 0;  // frames received since our last ack
     int64_t first_unacked_ns = 0;
-    bool ack_now = false;         // a duplicate arrived: our ack was probably lost
+    bool ack_now = false;  // a duplicate arrived: our ack was probably lost
   };
 
   // One poll: a receive burst, then timers (acks, retransmits, hellos, reassembly expiry).

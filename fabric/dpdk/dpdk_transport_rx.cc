@@ -92,9 +92,11 @@ void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
       }
       return;
     }
-    case Reassembler::Outcome::kComplete:
-      HandleFrame(std::move(whole), ReadFrameHeader(whole.data()), src, now);
+    case Reassembler::Outcome::kComplete: {
+      const FrameHeader whole_header = ReadFrameHeader(whole.data());  // before the move
+      HandleFrame(std::move(whole), whole_header, src, now);
       return;
+    }
   }
 }
 

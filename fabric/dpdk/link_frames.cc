@@ -1,10 +1,10 @@
 #include "fabric/dpdk/link_frames.h"
 
-#include <algorithm>
-#include <cstring>
-
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace amalgam::fabric {
 
