@@ -1,10 +1,14 @@
 // Real /dev/kvm: opening, capabilities, errors, vCPU creation and per-vCPU CPUID.
 #include "vcpu/kvm.h"
 
+#include <grp.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <string>
 
 #include "vcpu/cpuid.h"
 #include "vcpu/runner.h"
@@ -56,6 +60,37 @@ TEST_CASE("a bad device path gives a clear error") {
   auto not_kvm = Kvm::Open("/dev/null");
   CHECK(not_kvm.status().code() == absl::StatusCode::kFailedPrecondition);
   CHECK(not_kvm.status().message().find("KVM_GET_API_VERSION") != absl::string_view::npos);
+}
+
+TEST_CASE("a user outside the kvm group gets a permission error naming the group") {
+  if (access("/dev/kvm", F_OK) != 0) return;
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Child: drop to nobody (no supplementary groups), try to open, report code + message.
+    close(fds[0]);
+    std::string out = "skip";
+    if (setgroups(0, nullptr) == 0 && setgid(65534) == 0 && setuid(65534) == 0) {
+      auto kvm = Kvm::Open();
+      out = kvm.ok() ? "opened" : kvm.status().ToString();
+    }
+    (void)!write(fds[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string got;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) got.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  INFO(got);
+  if (got == "skip" || got == "opened") return;  // not root, or /dev/kvm is world-accessible
+  CHECK(got.find("PERMISSION_DENIED") == 0);
+  CHECK(got.find("`kvm` group") != std::string::npos);
 }
 
 TEST_CASE("CreateVcpu beyond the maximum is a clear error; duplicates too") {

@@ -26,6 +26,21 @@ absl::Status Capture(const char* what, absl::Status s) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<uint32_t>> ReadableMsrs(const Vcpu& vcpu,
+                                                   absl::Span<const uint32_t> msr_indices) {
+  std::vector<uint32_t> readable;
+  for (uint32_t index : msr_indices) {
+    const uint32_t one[] = {index};
+    absl::StatusOr<std::vector<kvm_msr_entry>> r = vcpu.GetMsrs(one);
+    if (r.ok()) {
+      readable.push_back(index);
+    } else if (r.status().code() != absl::StatusCode::kInternal) {
+      return r.status();  // the ioctl itself failed, not this MSR
+    }
+  }
+  return readable;
+}
+
 absl::StatusOr<VcpuState> CaptureVcpuState(const Vcpu& vcpu, absl::Span<const uint32_t> msr_indices,
                                            bool has_lapic) {
   VcpuState st;

@@ -35,6 +35,11 @@ struct VcpuState {
   kvm_debugregs debugregs{};
 };
 
+// The subset of `msr_indices` this vCPU can actually read (KVM_GET_MSR_INDEX_LIST may list MSRs
+// a given CPU model refuses). Probe once per VM, then capture with the result.
+absl::StatusOr<std::vector<uint32_t>> ReadableMsrs(const Vcpu& vcpu,
+                                                   absl::Span<const uint32_t> msr_indices);
+
 // Reads everything. `msr_indices` is usually Kvm::GetMsrIndexList(); with `has_lapic` false the
 // LAPIC is skipped (no in-kernel irqchip).
 absl::StatusOr<VcpuState> CaptureVcpuState(const Vcpu& vcpu, absl::Span<const uint32_t> msr_indices,

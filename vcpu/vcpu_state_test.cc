@@ -62,8 +62,11 @@ TEST_CASE("VcpuState round trip: a counting guest continues in a new VM") {
   RunUntilEcxAbove(runner_a, 0);
   REQUIRE(runner_a.CompletePendingIo().ok());
 
-  auto msrs = (*a)->kvm().GetMsrIndexList();
+  auto all_msrs = (*a)->kvm().GetMsrIndexList();
+  REQUIRE(all_msrs.ok());
+  auto msrs = ReadableMsrs((*a)->vcpu(), *all_msrs);
   REQUIRE(msrs.ok());
+  CHECK_FALSE(msrs->empty());
   auto captured = CaptureVcpuState((*a)->vcpu(), *msrs, /*has_lapic=*/true);
   INFO(captured.status().ToString());
   REQUIRE(captured.ok());
@@ -137,6 +140,24 @@ VcpuState SampleState() {
   st.events.nmi.pending = 1;
   st.debugregs.dr7 = 0x400;
   return st;
+}
+
+TEST_CASE("KVM_SET_MSRS stopping early is reported with the refused MSR") {
+  auto vm = TestVm::Create();
+  REQUIRE(vm.ok());
+  std::vector<kvm_msr_entry> entries(3);
+  entries[0].index = 0x174;       // SYSENTER_CS: accepted
+  entries[1].index = 0xdeadbeef;  // no such MSR
+  entries[2].index = 0x175;
+  absl::Status s = (*vm)->vcpu().SetMsrs(entries);
+  INFO(s.ToString());
+  CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(s.message().find("wrote 1 of 3") != absl::string_view::npos);
+  CHECK(s.message().find("0xdeadbeef") != absl::string_view::npos);
+  const uint32_t bogus[] = {0x174, 0xdeadbeef};
+  auto readable = ReadableMsrs((*vm)->vcpu(), bogus);
+  REQUIRE(readable.ok());
+  CHECK(*readable == std::vector<uint32_t>{0x174});
 }
 
 TEST_CASE("codec: round trip preserves every field") {
