@@ -99,9 +99,11 @@ int Run(int argc, char** argv) {
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
 
-  if (outcome.kind != ExitKind::kDebugExit) {
-    std::fprintf(stderr, "amalgam: %s: %s\n", amalgam::vmm::ExitKindName(outcome.kind),
-                 outcome.detail.c_str());
+  // A debug-exit is the guest's own verdict and ends quietly; anything else says why on stderr.
+  if (outcome.kind == ExitKind::kStopped) {
+    std::fprintf(stderr, "amalgam: stopped: %s\n", outcome.detail.c_str());
+  } else if (outcome.kind != ExitKind::kDebugExit) {
+    std::fprintf(stderr, "amalgam: %s\n", outcome.detail.c_str());
   }
   return amalgam::vmm::ExitStatusFor(outcome);
 }

@@ -72,7 +72,7 @@ void I8042::Write(uint64_t offset, absl::Span<const uint8_t> data) {
 
 void I8042::Command(uint8_t cmd) {
   pending_write_ = 0;
-  auto push = [this](uint8_t b) {
+  auto push = [this](uint8_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (output_.size() < kOutputCapacity) output_.push_back(b);
   };
   switch (cmd) {
