@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build
-  bazel-bootstrap pkg-config clang libclang-rt-14-dev
+  bazel-bootstrap pkg-config clang lld libclang-rt-14-dev binutils
   # libraries (headers + pkg-config files)
   libabsl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   capnproto libcapnp-dev catch2 libdpdk-dev dpdk libsodium-dev prometheus-cpp-dev
