@@ -253,6 +253,31 @@ TEST_CASE("Hello handshake: same session on both sides; wrong key and version re
   CHECK_FALSE(ParseHelloFrame(cluster, data, 2, &why).ok());
 }
 
+TEST_CASE("a Hello that speaks another protocol version is refused with a clear reason") {
+  FrameKey cluster = FrameKey::Generate();
+  capnp::MallocMessageBuilder b;
+  auto hello = b.initRoot<schema::Message>().initHello();
+  hello.setProtocolVersion(schema::PROTOCOL_VERSION + 1);
+  hello.setNodeId(1);
+  uint8_t nonce[kNonceSize] = {};
+  hello.setNonce(capnp::Data::Reader(nonce, kNonceSize));
+  FlatMessage flat(b);
+  FrameHeader h;
+  h.flags = kFlagHandshake;
+  h.type = flat.type();
+  h.src = 1;
+  h.dst = 2;
+  EncodedFrame e;
+  REQUIRE(EncodeFrame(cluster, h, flat.bytes(), {}, &e).ok());
+  std::vector<uint8_t> bytes(e.size());
+  e.CopyTo(bytes.data());
+  DropReason why;
+  auto parsed = ParseHelloFrame(cluster, bytes, 2, &why);
+  CHECK(parsed.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(why == DropReason::kHandshake);
+  CHECK(parsed.status().message().find("protocol version") != absl::string_view::npos);
+}
+
 TEST_CASE("ReplayWindow accepts each number once and refuses ancient ones") {
   ReplayWindow w;
   CHECK_FALSE(w.Accept(0));
