@@ -19,7 +19,7 @@ std::string Runfile(const std::string& path) {
 
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::vector<std::pair<std::string, std::string>>& env,
-                         int deadline_seconds) {
+                         int deadline_seconds, const std::string& stop_marker) {
   ProcessResult r;
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return r;
@@ -41,6 +41,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];
+  bool marker_seen = false;
   while (open_fds > 0) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -55,6 +56,11 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
       ssize_t got = read(fds[i].fd, buf, sizeof(buf));
       if (got > 0) {
         (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(got));
+        if (i == 0 && !stop_marker.empty() && !marker_seen &&
+            r.out.find(stop_marker) != std::string::npos) {
+          marker_seen = true;
+          kill(pid, SIGTERM);
+        }
       } else if (got == 0 || errno != EINTR) {
         close(fds[i].fd);
         fds[i].fd = -1;

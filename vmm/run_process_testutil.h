@@ -19,9 +19,10 @@ struct ProcessResult {
   std::string err;
 };
 
+// When `stop_marker` is non-empty, the child gets SIGTERM as soon as its stdout contains it.
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::vector<std::pair<std::string, std::string>>& env = {},
-                         int deadline_seconds = 300);
+                         int deadline_seconds = 300, const std::string& stop_marker = "");
 
 // The path of a runfile given as a workspace-relative path ("vmm/amalgam").
 std::string Runfile(const std::string& path);
