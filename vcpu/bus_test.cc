@@ -1,7 +1,7 @@
 #include "vcpu/bus.h"
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 

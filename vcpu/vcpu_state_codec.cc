@@ -38,12 +38,22 @@ enum Tag : uint32_t {
 constexpr uint32_t kRequired[] = {kCpuid, kRegs,    kSregs,  kFpu,
                                   kMsrs,  kMpState, kEvents, kDebugRegs};
 
+// CRC-32 (IEEE, reflected), table-driven: states are ~10 KB and move on every vCPU migration.
+struct CrcTable {
+  uint32_t t[256];
+  constexpr CrcTable() : t() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+      t[i] = c;
+    }
+  }
+};
+constexpr CrcTable kCrcTable;
+
 uint32_t Crc32(uint32_t crc, const uint8_t* p, size_t n) {
   crc = ~crc;
-  for (size_t i = 0; i < n; ++i) {
-    crc ^= p[i];
-    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-  }
+  for (size_t i = 0; i < n; ++i) crc = kCrcTable.t[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
   return ~crc;
 }
 
