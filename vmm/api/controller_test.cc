@@ -117,14 +117,14 @@ TEST_CASE("guest exit is noticed and Wait returns it") {
   Fixture f;
   REQUIRE(f.c.Create(GoodConfig()).ok());
   REQUIRE(f.c.Start().ok());
-  std::thread waiter([&] {
-    auto exit = f.c.Wait(absl::InfiniteFuture(), nullptr);
-    REQUIRE(exit.ok());
-    CHECK(exit->reason() == v1::VmExit::REASON_GUEST_SHUTDOWN);
-    CHECK(exit->exit_code() == 7);
-  });
+  // Catch2 assertions stay on the main thread (it is not thread-safe).
+  absl::StatusOr<v1::VmExit> exit;
+  std::thread waiter([&] { exit = f.c.Wait(absl::InfiniteFuture(), nullptr); });
   f.fake->GuestExit(7);
   waiter.join();
+  REQUIRE(exit.ok());
+  CHECK(exit->reason() == v1::VmExit::REASON_GUEST_SHUTDOWN);
+  CHECK(exit->exit_code() == 7);
   CHECK(f.c.state() == v1::VM_STATE_STOPPED);
   RequirePrecondition(f.c.Pause(), "stopped");
 }
@@ -137,13 +137,13 @@ TEST_CASE("Wait in CREATED wakes on Shutdown; deadline and cancellation end it")
   auto cancelled = f.c.Wait(absl::InfiniteFuture(), [] { return true; });
   CHECK(cancelled.status().code() == absl::StatusCode::kCancelled);
 
-  std::thread waiter([&] {
-    auto exit = f.c.Wait(absl::InfiniteFuture(), nullptr);
-    REQUIRE(exit.ok());
-    CHECK(exit->reason() == v1::VmExit::REASON_USER_SHUTDOWN);
-  });
-  REQUIRE(f.c.Shutdown().ok());
+  absl::StatusOr<v1::VmExit> exit;
+  std::thread waiter([&] { exit = f.c.Wait(absl::InfiniteFuture(), nullptr); });
+  const bool shut_down = f.c.Shutdown().ok();
   waiter.join();
+  REQUIRE(shut_down);
+  REQUIRE(exit.ok());
+  CHECK(exit->reason() == v1::VmExit::REASON_USER_SHUTDOWN);
 }
 
 TEST_CASE("metrics carry API counters and backend counters") {

@@ -225,6 +225,8 @@ TEST_CASE("e2e: concurrent clients and a client that leaves mid-Wait") {
   REQUIRE(vm.SerialShows("amalgam-guest: ready"));
 
   // A Wait whose client cancels while the server blocks in it.
+  // Catch2 assertions stay on the main thread (it is not thread-safe): threads record results.
+  grpc::StatusCode leaver_code = grpc::StatusCode::OK;
   std::thread leaver([&] {
     auto stub = v1::Lifecycle::NewStub(vm.Connect());
     grpc::ClientContext ctx;
@@ -233,7 +235,7 @@ TEST_CASE("e2e: concurrent clients and a client that leaves mid-Wait") {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       ctx.TryCancel();
     });
-    CHECK(stub->Wait(&ctx, v1::WaitRequest(), &resp).error_code() == grpc::StatusCode::CANCELLED);
+    leaver_code = stub->Wait(&ctx, v1::WaitRequest(), &resp).error_code();
     cancel.join();
   });
   // Meanwhile four clients hammer info/metrics and two race pause/resume.
@@ -269,6 +271,7 @@ TEST_CASE("e2e: concurrent clients and a client that leaves mid-Wait") {
   }
   for (auto& t : clients) t.join();
   leaver.join();
+  CHECK(leaver_code == grpc::StatusCode::CANCELLED);
   CHECK(unexpected == 0);
 
   // The server is healthy and the VM still obeys.
@@ -278,16 +281,19 @@ TEST_CASE("e2e: concurrent clients and a client that leaves mid-Wait") {
     REQUIRE(vm.Call<v1::ResumeRequest, v1::ResumeResponse>(&S::Resume).ok());
   }
   // A Wait from another client returns when a third one shuts the VM down.
+  grpc::Status wait_status;
+  v1::WaitResponse waited;
   std::thread waiter([&] {
     auto stub = v1::Lifecycle::NewStub(vm.Connect());
     grpc::ClientContext ctx;
-    v1::WaitResponse resp;
-    REQUIRE(stub->Wait(&ctx, v1::WaitRequest(), &resp).ok());
-    CHECK(resp.exit().reason() == v1::VmExit::REASON_USER_SHUTDOWN);
+    wait_status = stub->Wait(&ctx, v1::WaitRequest(), &waited);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  REQUIRE(vm.Call<v1::ShutdownRequest, v1::ShutdownResponse>(&S::Shutdown).ok());
+  const bool shut_down = vm.Call<v1::ShutdownRequest, v1::ShutdownResponse>(&S::Shutdown).ok();
   waiter.join();
+  REQUIRE(shut_down);
+  REQUIRE(wait_status.ok());
+  CHECK(waited.exit().reason() == v1::VmExit::REASON_USER_SHUTDOWN);
 }
 
 TEST_CASE("e2e: a guest that exits by itself is reported through Wait") {
