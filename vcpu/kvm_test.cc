@@ -2,18 +2,22 @@
 #include "vcpu/kvm.h"
 
 #include <grp.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "vcpu/cpuid.h"
 #include "vcpu/runner.h"
 #include "vcpu/test_vm.h"
 #include "vcpu/vcpu.h"
+#include "vcpu/vcpu_state.h"
 #include "vcpu/vm.h"
 
 namespace amalgam::vcpu {
@@ -177,6 +181,99 @@ TEST_CASE("two vCPUs get their own APIC IDs in CPUID, and the guest sees them") 
   uint32_t ebx;
   std::memcpy(&ebx, (*vm)->ram() + 0x500, 4);
   CHECK((ebx >> 24) == 1);
+}
+
+TEST_CASE("an ioeventfd takes a guest port write in-kernel; the bus never sees it") {
+  testing::TestVmOptions opt;
+  opt.irqchip = true;  // ioeventfd needs no irqchip, but this is the VMM's configuration
+  auto vm = testing::TestVm::Create(opt);
+  REQUIRE(vm.ok());
+  int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  REQUIRE(efd >= 0);
+  Vm::IoeventfdSpec spec;
+  spec.eventfd = efd;
+  spec.addr = 0x99;
+  spec.len = 1;
+  spec.pio = true;
+  REQUIRE((*vm)->vm().RegisterIoeventfd(spec).ok());
+  // out 0x99, al ; out 0x99, al ; out 0x10, al ; jmp .   (the last OUT stops the VM)
+  (*vm)->Load(0x1000, {0xe6, 0x99, 0xe6, 0x99, 0xe6, 0x10, 0xeb, 0xfe});
+  REQUIRE((*vm)->SetRealMode(0, 0x1000).ok());
+  auto stop = std::make_shared<StopFlag>();
+  class Stopper : public BusDevice {
+   public:
+    explicit Stopper(std::shared_ptr<StopFlag> s) : s_(std::move(s)) {}
+    void Read(uint64_t, absl::Span<uint8_t>) override {}
+    void Write(uint64_t, absl::Span<const uint8_t>) override { s_->Request(1); }
+    std::shared_ptr<StopFlag> s_;
+  };
+  auto pio = std::make_shared<Bus>();
+  auto rec = std::make_shared<testing::RecordingDevice>();
+  REQUIRE(pio->Insert(rec, 0x99, 1).ok());
+  REQUIRE(pio->Insert(std::make_shared<Stopper>(stop), 0x10, 1).ok());
+  VcpuRunner runner(&(*vm)->vcpu(), pio, nullptr, stop);
+  auto exit = runner.Run();
+  REQUIRE(exit.ok());
+  CHECK(exit->reason == VcpuExitReason::kStopRequested);
+  uint64_t count = 0;
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  CHECK(count == 2);
+  CHECK(rec->accesses.empty());
+  CHECK(runner.stats().io_exits == 1);
+  REQUIRE((*vm)->vm().UnregisterIoeventfd(spec).ok());
+  CHECK_FALSE((*vm)->vm().UnregisterIoeventfd(spec).ok());  // already gone
+  close(efd);
+}
+
+TEST_CASE("Kick also ends a vCPU halted inside the kernel (in-kernel irqchip)") {
+  testing::TestVmOptions opt;
+  opt.irqchip = true;
+  auto vm = testing::TestVm::Create(opt);
+  REQUIRE(vm.ok());
+  (*vm)->Load(0x1000, {0xfa, 0xf4, 0xeb, 0xfc});  // cli ; hlt ; jmp back
+  REQUIRE((*vm)->SetRealMode(0, 0x1000).ok());
+  VcpuRunner runner(&(*vm)->vcpu(), nullptr, nullptr);
+  std::thread kicker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    runner.Kick();
+  });
+  auto exit = runner.Run();
+  kicker.join();
+  REQUIRE(exit.ok());
+  CHECK(exit->reason == VcpuExitReason::kKicked);
+}
+
+TEST_CASE("VcpuState of a never-run AP (UNINITIALIZED with the irqchip) round-trips") {
+  testing::TestVmOptions opt;
+  opt.irqchip = true;
+  opt.num_vcpus = 2;
+  auto a = testing::TestVm::Create(opt);
+  REQUIRE(a.ok());
+  auto all = (*a)->kvm().GetMsrIndexList();
+  REQUIRE(all.ok());
+  auto msrs = ReadableMsrs((*a)->vcpu(1), *all);
+  REQUIRE(msrs.ok());
+  auto st = CaptureVcpuState((*a)->vcpu(1), *msrs, true);
+  REQUIRE(st.ok());
+  CHECK(st->mp_state.mp_state == KVM_MP_STATE_UNINITIALIZED);
+  auto b = testing::TestVm::Create(opt);
+  REQUIRE(b.ok());
+  // Make the target differ first, so the restore has something to undo.
+  kvm_mp_state runnable{KVM_MP_STATE_RUNNABLE};
+  REQUIRE((*b)->vcpu(1).SetMpState(runnable).ok());
+  auto parsed = DeserializeVcpuState(SerializeVcpuState(*st));
+  REQUIRE(parsed.ok());
+  absl::Status s = RestoreVcpuState((*b)->vcpu(1), *parsed);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  auto mp = (*b)->vcpu(1).GetMpState();
+  REQUIRE(mp.ok());
+  CHECK(mp->mp_state == KVM_MP_STATE_UNINITIALIZED);
+  auto lapic = (*b)->vcpu(1).GetLapic();
+  REQUIRE(lapic.ok());
+  uint32_t id;
+  std::memcpy(&id, lapic->regs + 0x20, 4);
+  CHECK((id >> 24) == 1);  // xAPIC ID register of vCPU 1
 }
 
 }  // namespace
