@@ -5,7 +5,7 @@
 # process exit, and the VMM's peak RSS (GNU time %M, i.e. getrusage maxrss of the process tree).
 # Prints min/median/max per VMM and the amalgam/QEMU ratio of the medians. Never asserts.
 #
-#   bazel run //bench:boot_bench -- -n 10
+#   bazel run -c opt //bench:boot_bench -- -n 10      (builds and measures //vmm:amalgam too)
 #   boot_bench.sh [-n RUNS] [-w WARMUP] [-t TIMEOUT_S] [-g GUEST.elf] [-c CMDLINE]
 #                 [-m MEMORY_MIB] [-s VCPUS] [-o KEEP_DIR] [--amalgam-bin PATH] [--no-amalgam]
 #                 [--amalgam-cmd TEMPLATE] [--qemu-cmd TEMPLATE]
@@ -60,9 +60,11 @@ if [[ -z $guest || ! -f $guest ]]; then
 fi
 guest=$(realpath "$guest")
 
-# The amalgam binary: --amalgam-bin / $AMALGAM_BIN, else PATH, else the workspace's bazel-bin.
+# The amalgam binary: --amalgam-bin / $AMALGAM_BIN, else the runfile (bazel run), else PATH, else
+# the workspace's bazel-bin.
 if ((no_amalgam == 0)) && [[ -z $amalgam_bin ]]; then
-  for c in "$(command -v amalgam 2>/dev/null)" \
+  for c in "${RUNFILES_DIR:-$0.runfiles}/amalgam/vmm/amalgam" "$PWD/vmm/amalgam" \
+    "$(command -v amalgam 2>/dev/null)" \
     "${BUILD_WORKSPACE_DIRECTORY:-.}/bazel-bin/vmm/amalgam"; do
     [[ -n $c && -x $c ]] && { amalgam_bin=$(realpath "$c"); break; }
   done
