@@ -1,7 +1,7 @@
-// FrameKey: a 32-byte secret that authenticates frames (keyed BLAKE2b-256 via libsodium's
-// crypto_generichash). The cluster key (from a key file shared by all nodes) authenticates Hello
-// frames; each link then uses a session key derived from the cluster key and both Hello nonces,
-// so frames recorded on one connection never verify on another.
+// FrameKey: a 32-byte secret that authenticates frames (ChaCha20-derived Poly1305, see frame.h;
+// session keys are derived with keyed BLAKE2b). The cluster key (from a key file shared by all
+// nodes) authenticates Hello frames; each link then uses a session key derived from the cluster key
+// and both Hello nonces, so frames recorded on one connection never verify on another.
 // Thread-safety: immutable value type, safe to share. Owns a copy of the key bytes.
 #ifndef AMALGAM_FABRIC_CLUSTER_KEY_H_
 #define AMALGAM_FABRIC_CLUSTER_KEY_H_

@@ -4,7 +4,8 @@
 //   offset 0   FrameHeader (48 bytes, little-endian, layout below)
 //   offset 48  body      (body_len bytes, a flat Cap'n Proto message with its segment table)
 //   ...        payload   (payload_len bytes, raw, e.g. a guest page)
-//   ...        MAC       (32 bytes, keyed BLAKE2b of all bytes before it, see cluster_key.h)
+//   ...        MAC       (32 bytes: 12-byte nonce, 16-byte Poly1305 tag over all bytes before the
+//                          trailer with a one-time key from ChaCha20(key, nonce), 4 zero bytes)
 //
 // A receiver reads only the fixed-size length fields (bounded by kMaxFrameSize) before the MAC is
 // verified; nothing else is interpreted until then. Thread-safety: free functions are reentrant.
@@ -95,7 +96,8 @@ struct EncodedFrame {
   void CopyTo(uint8_t* out) const;
 };
 
-// Fills header lengths and magic/version, then the MAC over header+body+payload with `key`.
+// Fills header lengths and magic/version, then the MAC over header+body+payload with `key` and a
+// fresh nonce (never repeated within a process; callers need not make frames unique).
 // Fails (INVALID_ARGUMENT) if body > kMaxBodySize, body not a multiple of 8, or payload >
 // kMaxPayloadSize.
 absl::Status EncodeFrame(const FrameKey& key, const FrameHeader& header,

@@ -293,7 +293,8 @@ void TcpTransport::Impl::ReceiveLoop() {
   }
 }
 
-// Reads until the socket is drained. False: close the connection.
+// Reads at most one whole frame (level-triggered epoll calls again for the rest). False: close
+// the connection.
 bool TcpTransport::Impl::OnReadable(TcpConn* c) {
   for (;;) {
     if (c->header_got < kFrameHeaderSize) {
@@ -331,7 +332,9 @@ bool TcpTransport::Impl::OnReadable(TcpConn* c) {
     if (c->frame_got < c->frame.size()) continue;
     c->header_got = 0;
     c->frame_got = 0;
-    if (!OnFrame(c, std::move(c->frame))) return false;
+    // One frame per wake-up: epoll is level-triggered, so more pending bytes wake us again,
+    // and a lone request/reply saves the read() that would only return EAGAIN.
+    return OnFrame(c, std::move(c->frame));
   }
 }
 
