@@ -52,6 +52,9 @@ std::string Bytes(uint64_t b) {
   if (b >= (uint64_t{1} << 30) && b % (uint64_t{1} << 30) == 0) {
     return absl::StrCat(b >> 30, " GiB");
   }
+  if (b >= (uint64_t{1} << 20) && b % (uint64_t{1} << 20) == 0) {
+    return absl::StrCat(b >> 20, " MiB");
+  }
   if (b >= (uint64_t{1} << 20)) return absl::StrFormat("%.1f MiB", b / double(1 << 20));
   return absl::StrCat(b, " B");
 }
@@ -117,9 +120,9 @@ std::string FormatInfo(const v1::VmInfo& info) {
     }
   }
   if (info.devices_size() > 0) {
-    absl::StrAppendFormat(&out, "\n%-12s %-14s %s\n", "device", "kind", "detail");
+    absl::StrAppendFormat(&out, "\n%-12s %-16s %s\n", "device", "kind", "detail");
     for (const v1::DeviceInfo& d : info.devices()) {
-      absl::StrAppendFormat(&out, "%-12s %-14s %s\n", d.id(), d.kind(), d.detail());
+      absl::StrAppendFormat(&out, "%-12s %-16s %s\n", d.id(), d.kind(), d.detail());
     }
   }
   return out;

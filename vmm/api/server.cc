@@ -21,6 +21,8 @@ namespace {
 
 // How long Shutdown lets running calls finish before cancelling them.
 constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
+// Upper bound on gRPC server threads (each running call holds one).
+constexpr int kMaxServerThreads = 64;
 
 absl::StatusOr<std::string> ReadPemFile(const char* option, const std::string& path) {
   std::ifstream in(path);
@@ -145,6 +147,11 @@ absl::StatusOr<std::unique_ptr<ApiServer>> StartApiServer(
     if (absl::Status s = PrepareSocketPath(options.unix_socket); !s.ok()) return s;
     builder.AddListeningPort("unix:" + options.unix_socket, grpc::InsecureServerCredentials());
   }
+  // Every call holds a server thread while it runs (a Wait may run for hours): bound them, so
+  // a flood of clients gets RESOURCE_EXHAUSTED instead of exhausting the process.
+  grpc::ResourceQuota quota("amalgam-api");
+  quota.SetMaxThreads(kMaxServerThreads);
+  builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<grpc::Service>> services = MakeApiServices(controller);
   for (auto& s : services) builder.RegisterService(s.get());
   {
