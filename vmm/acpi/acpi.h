@@ -24,7 +24,10 @@ struct AcpiConfig {
   bool com1 = true;
   std::vector<MmioDevice> virtio_mmio;
   bool irq0_to_gsi2 = false;
-  uint16_t sleep_control_port = 0;              // 0: no ACPI power-off
+  // Nonzero: the FADT's sleep control/status registers are I/O ports `port` and `port + 1`, and
+  // the DSDT has \_S5 = {5, 0}. Linux powers off by writing 0x34 (SLP_TYP 5 << 2 | SLP_EN 0x20)
+  // to the control port; the VMM's device there should stop the VM. 0: no ACPI power-off.
+  uint16_t sleep_control_port = 0;
   uint64_t rsdp_address = kDefaultRsdpAddress;  // 16-byte aligned
   uint64_t tables_end = kBiosAreaEnd;           // the layout must end at or below this
 };

@@ -35,6 +35,7 @@ std::string WorkDir() {
 }
 
 bool HaveIasl() { return std::system("command -v iasl >/dev/null 2>&1") == 0; }
+bool HaveAcpiexec() { return std::system("command -v acpiexec >/dev/null 2>&1") == 0; }
 
 // Runs `args` in `dir` and returns (exit status, combined output).
 std::pair<int, std::string> Run(const std::string& dir, const std::string& args) {
@@ -136,6 +137,28 @@ void DisassembleAll(const AcpiConfig& config, const std::string& label) {
             std::string::npos);
       CHECK(dsl.find("Address : FEC00000") != std::string::npos);
     }
+  }
+  if (HaveAcpiexec()) {
+    // ACPICA's interpreter (the one in the Linux kernel) loads the namespace and evaluates the
+    // objects the kernel will: _STA and _CRS of every device, and \_S5 when present.
+    std::string cmds = "evaluate \\_SB.COM1._STA; evaluate \\_SB.COM1._CRS";
+    for (size_t i = 0; i < config.virtio_mmio.size(); ++i) {
+      cmds += absl::StrFormat("; evaluate \\_SB.V%03X._CRS", i);
+    }
+    if (config.sleep_control_port != 0) cmds += "; evaluate \\_S5";
+    auto [xrc, xout] =
+        Run(dir, absl::StrCat("acpiexec -b '", cmds, "' dsdt.dat facp.dat apic.dat </dev/null"));
+    INFO(xout);
+    CHECK(xrc == 0);
+    CheckClean("acpiexec", xout);
+    CHECK(xout.find("AE_") == std::string::npos);
+    CHECK(xout.find("successfully acquired and loaded") != std::string::npos);
+    CHECK(xout.find("returned object") != std::string::npos);
+    size_t evaluated = 0;
+    for (size_t p = 0; (p = xout.find("returned object", p)) != std::string::npos; ++p) {
+      ++evaluated;
+    }
+    CHECK(evaluated == 2 + config.virtio_mmio.size() + (config.sleep_control_port ? 1 : 0));
   }
 }
 
