@@ -23,6 +23,9 @@ std::string Vmlinux() {
   return path.substr(0, path.size() - std::string("vmm/BUILD").size()) + "out/guest/vmlinux";
 }
 
+// The last line checked: SIGTERM goes out once all of it has arrived (output is byte by byte).
+constexpr const char* kLastLine = "BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable";
+
 TEST_CASE("linux: the Debian vmlinux prints its banner and our memory map on COM1") {
   std::string kernel = Vmlinux();
   struct stat st;
@@ -32,7 +35,7 @@ TEST_CASE("linux: the Debian vmlinux prints its banner and our memory map on COM
   }
   ProcessResult r = RunProcess({Runfile("vmm/amalgam"), "--kernel", kernel, "--memory", "512M",
                                 "--cmdline", "earlyprintk=ttyS0 console=ttyS0 noxsave"},
-                               {}, 240, "BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff]");
+                               {}, 240, kLastLine);
   INFO("stdout: " << r.out.substr(0, 2000));
   INFO("stderr: " << r.err);
   CHECK_FALSE(r.timed_out);
@@ -42,8 +45,7 @@ TEST_CASE("linux: the Debian vmlinux prints its banner and our memory map on COM
         std::string::npos);
   CHECK(r.out.find("BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved") !=
         std::string::npos);
-  CHECK(r.out.find("BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable") !=
-        std::string::npos);
+  CHECK(r.out.find(kLastLine) != std::string::npos);
   // Stopped by our SIGTERM once the memory map was printed.
   CHECK(r.exit_code == 0);
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "vmm/config/vm_config.h"
 #include "vmm/devices/byte_sink.h"
+#include "vmm/devices/input_pump.h"
 #include "vmm/exit_outcome.h"
 #include "vmm/machine/machine.h"
 
@@ -31,8 +32,10 @@ int Run(int argc, char** argv) {
   namespace machine = amalgam::vmm::machine;
   namespace devices = amalgam::vmm::devices;
 
-  // A closed stdout must drop console output, not kill the VMM.
+  // A closed stdout must drop console output, not kill the VMM; reading the terminal from the
+  // background must end the input, not stop the process.
   ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGTTIN, SIG_IGN);
 
   bool help = false;
   absl::StatusOr<config::VmConfig> cfg =
@@ -76,8 +79,13 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<machine::Machine>> vm = machine::Machine::Create(mc);
   if (!vm.ok()) return Fail(amalgam::vmm::kExitUsage, vm.status());
 
-  std::atomic<bool> done{false};
   machine::Machine* m = vm->get();
+  // stdin feeds the guest's COM1 receiver (ends quietly at EOF, e.g. </dev/null).
+  absl::StatusOr<std::unique_ptr<devices::InputPump>> input =
+      devices::InputPump::Start(0, &m->serial());
+  if (!input.ok()) return Fail(amalgam::vmm::kExitVmmError, input.status());
+
+  std::atomic<bool> done{false};
   std::thread signal_thread([&stop_signals, &done, m] {
     while (true) {
       int sig = 0;

@@ -181,8 +181,8 @@ std::string UsageText() {
                [--serial-out PATH]
 
 Boots a PVH ELF image (a vmlinux built with CONFIG_PVH=y, or //guest:test_guest) in a KVM
-microVM with a 16550 serial console (COM1, 0x3F8, IRQ 4), an i8042 reset line (0x64) and an
-isa-debug-exit port (0xF4).
+microVM with a 16550 serial console (COM1, 0x3F8, IRQ 4; stdin feeds its receiver), an i8042
+reset line (0x64) and an isa-debug-exit port (0xF4).
 
 flags:
   --kernel PATH       the PVH ELF image to boot (required)

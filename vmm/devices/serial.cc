@@ -80,6 +80,11 @@ size_t Serial16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
   return n;
 }
 
+size_t Serial16550::InputSpace() {
+  absl::MutexLock lock(&mu_);
+  return kInputCapacity - input_.size();
+}
+
 uint8_t Serial16550::ReadRegister(uint64_t offset) {
   const bool dlab = (lcr_ & kLcrDlab) != 0;
   switch (offset) {

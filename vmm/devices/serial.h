@@ -36,6 +36,8 @@ class Serial16550 : public vcpu::BusDevice {
   // Queues host input for the guest (RBR). Returns how many bytes fit; the rest are dropped and
   // flagged as an overrun (LSR.OE), as a real UART would.
   size_t EnqueueInput(absl::Span<const uint8_t> bytes);
+  // Free room in the receive queue, for producers that would rather wait than overrun.
+  size_t InputSpace();
 
  private:
   uint8_t ReadRegister(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
