@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "directory/fault_injection.h"
 
@@ -247,14 +248,13 @@ absl::Status HomeDirectory::OnMessage(const Message& m, std::vector<Action>* out
 }
 
 void HomeDirectory::EncodeState(std::string* out) const {
-  std::vector<PageNumber> pages;
-  pages.reserve(entries_.size());
-  for (const auto& [page, e] : entries_) pages.push_back(page);
+  absl::InlinedVector<std::pair<PageNumber, const Entry*>, 8> pages;
+  for (const auto& [page, e] : entries_) pages.push_back({page, &e});
   std::sort(pages.begin(), pages.end());
   auto put = [out](uint64_t x) { out->append(reinterpret_cast<const char*>(&x), sizeof(x)); };
   put(pages.size());
-  for (PageNumber p : pages) {
-    const Entry& e = entries_.at(p);
+  for (const auto& [p, entry] : pages) {
+    const Entry& e = *entry;
     put(p);
     put(static_cast<uint64_t>(e.state) | uint64_t{e.written} << 8 |
         static_cast<uint64_t>(e.txn.wait) << 16 | static_cast<uint64_t>(e.txn.access) << 24 |

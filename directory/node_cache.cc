@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "directory/fault_injection.h"
 
@@ -332,7 +333,7 @@ absl::Status NodeCache::ReleaseHold(PageNumber page, std::vector<Action>* out) {
 }
 
 void NodeCache::EncodeState(std::string* out) const {
-  std::vector<std::pair<PageNumber, Entry>> v(pages_.begin(), pages_.end());
+  absl::InlinedVector<std::pair<PageNumber, Entry>, 8> v(pages_.begin(), pages_.end());
   std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   auto put = [out](uint64_t x) { out->append(reinterpret_cast<const char*>(&x), sizeof(x)); };
   put(next_req_id_);

@@ -73,7 +73,7 @@ struct NodeModel {
 
 struct World {
   std::vector<NodeModel> nodes;
-  std::vector<std::deque<Envelope>> channels;  // [src * n + dst]
+  std::vector<std::vector<Envelope>> channels;  // [src * n + dst], FIFO
   std::vector<uint32_t> last_write;            // ghost: value of the last completed write
 };
 
@@ -111,6 +111,28 @@ class Model {
   void Enabled(const World& w, std::vector<Step>* steps) const {
     steps->clear();
     const uint32_t n_nodes = c_.nodes;
+    if (c_.reduce_invisible_steps) {
+      for (uint32_t n = 0; n < n_nodes; ++n) {
+        const NodeModel& nm = w.nodes[n];
+        if (nm.next_action < nm.actions.size()) {
+          if (Invisible(nm, nm.actions[nm.next_action])) {
+            steps->push_back({StepKind::kRunAction, static_cast<uint8_t>(n), 0, 0});
+            return;
+          }
+          continue;
+        }
+        // The hold timer fires as soon as the woken vCPU has retried. Firing later only delays
+        // a deferred recall, which equals delivering that recall later (explored anyway: no
+        // other message for the page can be in flight to this node while it is deferred).
+        for (uint32_t p = 0; p < c_.pages; ++p) {
+          if (nm.cache.IsHeld(p) && !(nm.vcpu == Vcpu::kWoken && nm.op_page == p)) {
+            steps->push_back({StepKind::kReleaseHold, static_cast<uint8_t>(n),
+                              static_cast<uint8_t>(p), 0});
+            return;
+          }
+        }
+      }
+    }
     for (uint32_t n = 0; n < n_nodes; ++n) {
       const NodeModel& nm = w.nodes[n];
       uint8_t id = static_cast<uint8_t>(n);
@@ -136,14 +158,35 @@ class Model {
           }
         }
       }
+      // With the reduction, a faulting access is handed to the handler in the same step, so
+      // it needs an idle handler (the vCPU simply faults a little later otherwise; a fault that
+      // waits in the uffd queue has no effect until the handler reads it).
+      bool handler_idle = nm.next_action >= nm.actions.size();
+      auto may = [&](uint32_t p, bool write) {
+        bool hit = write ? nm.mapping[p] == kWritable : nm.mapping[p] != kUnmapped;
+        return hit || handler_idle || !c_.reduce_invisible_steps;
+      };
       if (nm.vcpu == Vcpu::kIdle) {
         for (uint32_t p = 0; p < c_.pages; ++p) {
-          steps->push_back({StepKind::kAccess, id, static_cast<uint8_t>(p), 0});
-          steps->push_back({StepKind::kAccess, id, static_cast<uint8_t>(p), 1});
+          if (may(p, false)) steps->push_back({StepKind::kAccess, id, static_cast<uint8_t>(p), 0});
+          if (may(p, true)) steps->push_back({StepKind::kAccess, id, static_cast<uint8_t>(p), 1});
         }
-      } else if (nm.vcpu == Vcpu::kWoken) {
+      } else if (nm.vcpu == Vcpu::kWoken && may(nm.op_page, nm.op_access == Access::kWrite)) {
         steps->push_back({StepKind::kRetry, id, 0, 0});
       }
+    }
+  }
+
+  static bool Invisible(const NodeModel& nm, const Action& a) {
+    switch (a.type) {
+      case ActionType::kSend:
+      case ActionType::kStoreHomeCopy:
+      case ActionType::kWakeVcpus:
+        return true;
+      case ActionType::kCopyOut:  // races only with a store by this node's vCPU
+        return !(nm.vcpu == Vcpu::kIdle || nm.vcpu == Vcpu::kWoken);
+      default:
+        return false;
     }
   }
 
@@ -164,7 +207,7 @@ class Model {
       case StepKind::kDeliver: {
         auto& ch = w.channels[s.a * c_.nodes + s.node];
         Envelope e = ch.front();
-        ch.pop_front();
+        ch.erase(ch.begin());
         bool for_home = e.msg.type == MessageType::kPageRequest ||
                         e.msg.type == MessageType::kInvalidateAck ||
                         e.msg.type == MessageType::kWriteback;
@@ -283,9 +326,10 @@ class Model {
       }
     }
     for (uint32_t v : w.last_write) put(v);
+    // Two differently salted hashes: 128 bits, so a false "already visited" is negligible
+    // (about n^2 / 2^129 for n states).
     uint64_t h1 = absl::HashOf(*buf);
-    uint64_t h2 = 1469598103934665603ull;  // FNV-1a, independent of absl's hash
-    for (unsigned char ch : *buf) h2 = (h2 ^ ch) * 1099511628211ull;
+    uint64_t h2 = absl::HashOf(uint64_t{0x9e3779b97f4a7c15}, *buf, buf->size());
     return {h1, h2};
   }
 
@@ -339,12 +383,17 @@ class Model {
     bool permitted = write ? nm.mapping[p] == kWritable : nm.mapping[p] != kUnmapped;
     if (!permitted) {
       nm.vcpu = Vcpu::kBlocked;
-      nm.faults.push_back({p, nm.op_access});
       if (what) {
         *what = absl::StrFormat("node%d vCPU %s page%d%s: faults", n, ToString(nm.op_access), p,
                                 suffix);
       }
-      return "";
+      if (!c_.reduce_invisible_steps) {
+        nm.faults.push_back({p, nm.op_access});
+        return "";
+      }
+      std::string desc = what ? *what : "";
+      return Handle(nm, nm.cache.OnFault(p, nm.op_access, &nm.actions), 0, desc + ", handled",
+                    what);
     }
     std::string err;
     if (write) {

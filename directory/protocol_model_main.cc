@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   if (argc > 2) c.pages = std::atoi(argv[2]);
   if (argc > 3) c.ops_per_node = std::atoi(argv[3]);
   if (argc > 4) c.evictions_per_node = std::atoi(argv[4]);
+  if (std::getenv("NO_REDUCTION")) c.reduce_invisible_steps = false;
   amalgam::directory::CheckResult r;
   if (argc > 6 && std::strcmp(argv[5], "random") == 0) {
     r = amalgam::directory::RandomWalks(c, 1, std::atoi(argv[6]));
