@@ -71,8 +71,14 @@ AcpiConfig RichConfig() {
   c.num_vcpus = 4;
   c.irq0_to_gsi2 = true;
   c.sleep_control_port = 0x600;
-  for (uint64_t i = 0; i < 8; ++i)
-    c.virtio_mmio.push_back({0xd0000000 + i * 0x1000, 0x1000, static_cast<uint32_t>(5 + i)});
+  for (uint64_t i = 0; i < 8; ++i) {
+    MmioDevice d;
+    d.base = 0xd0000000 + i * 0x1000;
+    d.size = 0x1000;
+    d.gsi = static_cast<uint32_t>(5 + i);
+    d.level_triggered = i % 2 == 1;
+    c.virtio_mmio.push_back(d);
+  }
   return c;
 }
 
@@ -126,6 +132,10 @@ void DisassembleAll(const AcpiConfig& config, const std::string& label) {
       CHECK(devices == config.virtio_mmio.size());
       CHECK((dsl.find("Memory32Fixed (ReadWrite,") != std::string::npos) ==
             !config.virtio_mmio.empty());
+      bool any_level = false;
+      for (const MmioDevice& d : config.virtio_mmio) any_level = any_level || d.level_triggered;
+      CHECK((dsl.find("Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )") !=
+             std::string::npos) == any_level);
     }
     if (blob.signature == "FACP") {
       CHECK(dsl.find("Hardware Reduced (V5) : 1") != std::string::npos);

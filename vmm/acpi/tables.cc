@@ -172,15 +172,16 @@ absl::StatusOr<Bytes> BuildDsdt(const DsdtOptions& options) {
           "DSDT: virtio-mmio device %d at 0x%x size 0x%x must be non-empty and lie below 4 GiB", i,
           dev.base, dev.size));
     }
-    aml::InterruptFlags edge_high;
+    aml::InterruptFlags irq_flags;
+    irq_flags.edge = !dev.level_triggered;
     sb.push_back(aml::Device(
         absl::StrFormat("V%03X", i),
         {aml::Name("_HID", aml::String("LNRO0005")), aml::Name("_UID", aml::Integer(i)),
-         sta_present,
+         aml::Name("_CCA", aml::Integer(1)), sta_present,
          aml::Name("_CRS",
                    aml::ResourceTemplate({aml::Memory32Fixed(true, static_cast<uint32_t>(dev.base),
                                                              static_cast<uint32_t>(dev.size)),
-                                          aml::Interrupt(edge_high, {dev.gsi})}))}));
+                                          aml::Interrupt(irq_flags, {dev.gsi})}))}));
   }
   std::vector<Term> top{aml::Scope("\\_SB", sb)};
   if (options.s5) {

@@ -58,10 +58,14 @@ struct MmioDevice {
   uint64_t base = 0;  // must be below 4 GiB (Memory32Fixed)
   uint64_t size = 0;  // 1..2^32-1
   uint32_t gsi = 0;
+  // Edge (default) suits a VMM that pulses the line (KVM irqfd without a resample fd); level
+  // suits one that holds it until the driver writes InterruptACK (what QEMU microvm declares).
+  bool level_triggered = false;
 };
 struct DsdtOptions {
-  bool com1 = true;                     // PNP0501 at 0x3F8-0x3FF, GSI 4
-  std::vector<MmioDevice> virtio_mmio;  // "LNRO0005" devices \_SB.V000, \_SB.V001, ...
+  bool com1 = true;  // PNP0501 at 0x3F8-0x3FF, GSI 4
+  // "LNRO0005" devices \_SB.V000, \_SB.V001, ... (with _CCA = 1: DMA is cache coherent)
+  std::vector<MmioDevice> virtio_mmio;
   bool s5 = false;  // Name(\_S5, Package{5, 0}): the sleep type written for power-off
 };
 // DSDT (revision 2) whose AML is built by the aml:: encoder. INVALID_ARGUMENT for a device that
