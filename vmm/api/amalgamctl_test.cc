@@ -1,4 +1,5 @@
 // Runs the real amalgamctl binary against a server on a real Unix socket (FakeBackend VM).
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +109,53 @@ TEST_CASE("amalgamctl drives the lifecycle with text and JSON output") {
   r = Ctl(f.sock + "resume");
   CHECK(r.status == 1);
   CHECK(Has(r, "stopped"));
+}
+
+double MetricValue(VmController& c, const std::string& name, const std::string& label,
+                   const std::string& value) {
+  for (const v1::Metric& m : c.Metrics()) {
+    if (m.name() != name) continue;
+    if (label.empty() || (m.labels().count(label) && m.labels().at(label) == value)) {
+      return m.value();
+    }
+  }
+  return 0;
+}
+
+TEST_CASE("a client process killed mid-wait is let go by the server") {
+  Fixture f;
+  std::ofstream(f.dir + "/vm.json")
+      << R"({"vcpus": 1, "memory_mib": 16, "boot": {"kernel": ")" << f.dir << R"(/kernel"}})";
+  REQUIRE(Ctl(f.sock + "create --config " + f.dir + "/vm.json").status == 0);
+  REQUIRE(Ctl(f.sock + "start").status == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    execl("./vmm/api/amalgamctl", "amalgamctl", "--socket", (f.dir + "/api.sock").c_str(), "wait",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  REQUIRE(child > 0);
+  // Once the server holds the child's Wait, kill the child: its connection just drops.
+  bool held = false;
+  for (int i = 0; i < 3000 && !held; ++i) {
+    held = MetricValue(*f.controller, "amalgam_api_waiters", "", "") == 1;
+    if (!held) usleep(10000);
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(held);
+  CHECK(WIFSIGNALED(status));
+  bool released = false;
+  for (int i = 0; i < 3000 && !released; ++i) {
+    released = MetricValue(*f.controller, "amalgam_api_waiters", "", "") == 0 &&
+               MetricValue(*f.controller, "amalgam_api_requests_total", "code", "CANCELLED") == 1;
+    if (!released) usleep(10000);
+  }
+  CHECK(released);
+  // The server and the VM carry on.
+  CHECK(Ctl(f.sock + "pause").status == 0);
+  CHECK(Ctl(f.sock + "stop").status == 0);
 }
 
 TEST_CASE("amalgamctl usage errors") {

@@ -1,5 +1,6 @@
 #include "vmm/api/controller.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "vmm/api/config.h"
 
@@ -185,6 +186,8 @@ absl::StatusOr<v1::VmExit> VmController::Shutdown() {
 
 absl::StatusOr<v1::VmExit> VmController::Wait(absl::Time deadline,
                                               const std::function<bool()>& cancelled) {
+  waiters_.fetch_add(1);
+  absl::Cleanup done = [this] { waiters_.fetch_sub(1); };
   for (;;) {
     bool running = false;
     {
@@ -261,6 +264,8 @@ std::vector<v1::Metric> VmController::Metrics() {
     }
     if (state_ != v1::VM_STATE_NOT_CREATED) backend_->AppendMetrics(&out);
   }
+  out.push_back(MakeMetric("amalgam_api_waiters", "Wait calls currently blocked",
+                           v1::Metric::KIND_GAUGE, static_cast<double>(waiters_.load())));
   absl::MutexLock lock(&counters_mu_);
   for (const auto& [key, count] : requests_) {
     v1::Metric m = MakeMetric("amalgam_api_requests_total",

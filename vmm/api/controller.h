@@ -4,6 +4,7 @@
 #ifndef AMALGAM_VMM_API_CONTROLLER_H_
 #define AMALGAM_VMM_API_CONTROLLER_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,6 +68,8 @@ class VmController {
   absl::Time started_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time stopped_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 
+  // Wait calls blocked right now (a gauge: shows clients that went away are let go).
+  std::atomic<int64_t> waiters_{0};
   absl::Mutex counters_mu_;
   // (method, code) -> count.
   std::map<std::pair<std::string, absl::StatusCode>, uint64_t> requests_
