@@ -225,6 +225,42 @@ TEST_CASE("an ioeventfd takes a guest port write in-kernel; the bus never sees i
   close(efd);
 }
 
+TEST_CASE("SignalMsi lands in the target vCPU's LAPIC IRR; irqfd registers") {
+  testing::TestVmOptions opt;
+  opt.irqchip = true;
+  opt.num_vcpus = 2;
+  auto vm = testing::TestVm::Create(opt);
+  REQUIRE(vm.ok());
+  // Software-enable vCPU 1's LAPIC (a reset LAPIC drops fixed interrupts).
+  auto lapic = (*vm)->vcpu(1).GetLapic();
+  REQUIRE(lapic.ok());
+  uint32_t svr = 0x1ff;
+  std::memcpy(lapic->regs + 0xf0, &svr, 4);
+  REQUIRE((*vm)->vcpu(1).SetLapic(*lapic).ok());
+  auto delivered = (*vm)->vm().SignalMsi(0xfee00000u | (1u << 12), 0x45);
+  REQUIRE(delivered.ok());
+  CHECK(*delivered);
+  auto after = (*vm)->vcpu(1).GetLapic();
+  REQUIRE(after.ok());
+  uint32_t irr2;
+  std::memcpy(&irr2, after->regs + 0x220, 4);  // IRR bits 64..95
+  CHECK(((irr2 >> (0x45 - 64)) & 1) == 1);
+  auto other = (*vm)->vcpu(0).GetLapic();
+  REQUIRE(other.ok());
+  std::memcpy(&irr2, other->regs + 0x220, 4);
+  CHECK(((irr2 >> (0x45 - 64)) & 1) == 0);
+
+  int efd = eventfd(0, EFD_CLOEXEC);
+  REQUIRE(efd >= 0);
+  REQUIRE((*vm)->vm().RegisterIrqfd(efd, 5).ok());
+  CHECK_FALSE((*vm)->vm().RegisterIrqfd(efd, 5).ok());  // same fd twice
+  REQUIRE((*vm)->vm().UnregisterIrqfd(efd, 5).ok());
+  CHECK((*vm)->vm().RegisterIrqfd(-1, 5).code() != absl::StatusCode::kOk);
+  CHECK((*vm)->vm().IrqLine(4, true).ok());
+  CHECK((*vm)->vm().IrqLine(4, false).ok());
+  close(efd);
+}
+
 TEST_CASE("Kick also ends a vCPU halted inside the kernel (in-kernel irqchip)") {
   testing::TestVmOptions opt;
   opt.irqchip = true;
