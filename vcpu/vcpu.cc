@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -43,6 +44,18 @@ absl::StatusOr<Vcpu::RunResult> Vcpu::RunOnce() {
   if (::ioctl(fd_.get(), KVM_RUN, 0) == 0) return RunResult::kExited;
   int err = errno;
   if (err == EINTR || err == EAGAIN) return RunResult::kInterrupted;
+  // KVM_EXIT_MEMORY_FAULT (39, newer than Debian 12's header): EFAULT with the guest range
+  // whose host memory could not be faulted in (an unmapped or userfaultfd-broken slot).
+  constexpr uint32_t kExitMemoryFault = 39;
+  if (err == EFAULT && run_->exit_reason == kExitMemoryFault) {
+    uint64_t fault[3];  // flags, gpa, size: the union's first bytes
+    std::memcpy(fault, reinterpret_cast<const uint8_t*>(run_) + offsetof(kvm_run, hw),
+                sizeof(fault));
+    return absl::InternalError(absl::StrFormat(
+        "KVM_RUN on vCPU %u: memory fault at gpa %#x size %#x (flags %#x): the host memory "
+        "behind this guest range cannot be accessed",
+        id_, fault[1], fault[2], fault[0]));
+  }
   return ErrnoStatus(err, absl::StrFormat("KVM_RUN on vCPU %u", id_));
 }
 
