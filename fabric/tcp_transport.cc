@@ -25,6 +25,7 @@ namespace {
 constexpr size_t kMaxHelloSize = 512;  // a Hello is ~130 bytes; refuse anything bigger unread
 constexpr absl::Duration kSendTimeout = absl::Seconds(5);
 constexpr absl::Duration kDialTimeout = absl::Seconds(1);
+constexpr size_t kMaxPendingHandshakes = 64;  // accepted connections not yet authenticated
 
 // One TCP connection. The fd is closed when the last reference goes, so a sender that still
 // holds one never writes to a reused descriptor.
@@ -113,6 +114,11 @@ class TcpTransport::Impl {
   bool OnReadable(TcpConn* conn);
   bool OnFrame(TcpConn* conn, FrameBuffer frame);
   bool OnHello(TcpConn* conn, FrameBuffer frame);
+  size_t PendingHandshakes() const {
+    size_t n = 0;
+    for (const auto& [fd, conn] : conns_) n += conn->established ? 0 : 1;
+    return n;
+  }
   // Receive thread only.
   absl::flat_hash_map<int, std::shared_ptr<TcpConn>> conns_;
 };
@@ -261,6 +267,12 @@ void TcpTransport::Impl::ReceiveLoop() {
         for (;;) {
           int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (c < 0) break;
+          if (PendingHandshakes() >= kMaxPendingHandshakes) {
+            // Unauthenticated connections are cheap to open: cap what they can hold.
+            drops.Count(DropReason::kHandshake);
+            ::close(c);
+            continue;
+          }
           PrepareSocket(c);
           AddConn(std::make_shared<TcpConn>(c));
         }

@@ -255,6 +255,20 @@ TEST_CASE("replayed frames are dropped; a peer vanishing mid-page is counted, no
   CHECK(b->GetStats().frames_received == 2);
 }
 
+TEST_CASE("silent connections are capped and time out; real peers get in afterwards") {
+  FrameKey key = FrameKey::Generate();
+  auto b = Make(1, key, {{0, "127.0.0.1:1"}});
+  {
+    std::vector<std::unique_ptr<RawClient>> silent;
+    for (int i = 0; i < 70; ++i) silent.push_back(std::make_unique<RawClient>(b->listen_port()));
+    CHECK(Eventually([&] { return b->GetStats().drops.Get(DropReason::kHandshake) >= 6; }));
+    // Past handshake_timeout (2 s here) the 64 held ones are closed too.
+    CHECK(Eventually([&] { return b->GetStats().drops.Get(DropReason::kHandshake) == 70; }));
+  }
+  auto a = Make(0, key, {{1, Addr(*b)}});
+  REQUIRE(a->WaitForPeer(1, absl::Seconds(20)).ok());
+}
+
 TEST_CASE("the dialling side reconnects after the peer restarts") {
   FrameKey key = FrameKey::Generate();
   auto b = Make(1, key, {{0, "127.0.0.1:1"}});
