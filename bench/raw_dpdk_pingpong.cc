@@ -69,7 +69,7 @@ bool Fail(PingpongStats* s, const char* what) {
 
 bool Setup(const RawPingpongConfig& cfg, Port* p, PingpongStats* s) {
   std::string vdev = std::string("net_memif0,role=") + (cfg.server ? "server" : "client") +
-                     ",socket=" + cfg.socket_path;
+                     ",socket=" + cfg.socket_path + cfg.memif_extra;
   std::vector<std::string> args = {"raw_pingpong",
                                    "-l",
                                    std::to_string(cfg.lcore),

@@ -14,6 +14,7 @@ namespace amalgam::bench {
 struct RawPingpongConfig {
   bool server = false;
   std::string socket_path;  // memif control socket shared by both sides
+  std::string memif_extra;  // appended to the memif devargs, e.g. ",bsize=16384"
   std::string file_prefix;  // EAL --file-prefix, unique per process
   int lcore = 0;            // EAL -l
   int rtt_iters = 20000;    // measured round trips (after warmup)

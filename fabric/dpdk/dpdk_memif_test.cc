@@ -22,7 +22,8 @@ DpdkTransportOptions MemifNode(NodeId self, NodeId peer, bool server, const std:
   o.eal.lcore = server ? 0 : 1;
   o.eal.file_prefix = "amfm" + std::to_string(getpid()) + (server ? "s" : "c");
   o.port.devargs = std::string("net_memif0,role=") + (server ? "server" : "client") +
-                   ",socket=" + sock + ",mac=02:00:00:00:00:0" + std::to_string(self);
+                   ",socket=" + sock + ",mac=02:00:00:00:00:0" + std::to_string(self) +
+                   (mtu > 2000 ? ",bsize=16384" : "");
   o.peers[peer] = "02:00:00:00:00:0" + std::to_string(peer);
   o.mtu = mtu;
   return o;
@@ -60,6 +61,14 @@ TEST_CASE("memif, two processes, MTU 1500: 5000 pages arrive intact, in order, o
 
 TEST_CASE("memif, two processes, MTU 9000: 2000 whole-frame pages arrive intact, in order") {
   RunPair(9000, 2000);
+}
+
+TEST_CASE("memif refuses frames larger than its buffers instead of chaining them") {
+  DpdkTransportOptions o = MemifNode(1, 2, true, "/tmp/unused.sock", 1500, FrameKey::Generate());
+  o.mtu = 4200;
+  auto t = DpdkTransport::Create(o);
+  REQUIRE(absl::IsInvalidArgument(t.status()));
+  REQUIRE(t.status().message().find("bsize=8192") != std::string::npos);
 }
 
 }  // namespace

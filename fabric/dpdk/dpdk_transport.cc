@@ -1,8 +1,12 @@
 #include "fabric/dpdk/dpdk_transport.h"
 
+#include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "fabric/dpdk/dpdk_transport_impl.h"
 
 namespace amalgam::fabric {
@@ -46,6 +50,21 @@ absl::StatusOr<std::unique_ptr<DpdkTransport>> DpdkTransport::Create(DpdkTranspo
   }
   if (o.peers.count(o.self)) {
     return absl::InvalidArgumentError("DpdkTransportOptions.peers must not contain self");
+  }
+  if (absl::StartsWith(o.port.devargs, "net_memif")) {
+    // memif carries a frame larger than its buffer as a descriptor chain, and DPDK 22.11's memif
+    // Tx leaves a broken chain behind when its ring fills mid-frame (the peer then receives
+    // 2 KiB pieces as separate frames). One buffer per frame avoids chains altogether.
+    size_t bsize = 2048;
+    for (absl::string_view kv : absl::StrSplit(o.port.devargs, ',')) {
+      if (absl::ConsumePrefix(&kv, "bsize=")) bsize = std::strtoul(std::string(kv).c_str(), 0, 0);
+    }
+    if (o.mtu + kEthHeaderSize > bsize) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "memif buffers (bsize=", bsize, ") are smaller than a link frame (mtu ", o.mtu,
+          " + 14); add bsize=", o.mtu + kEthHeaderSize > 8192 ? 16384 : 8192,
+          " to the memif devargs on both sides, or use mtu <= ", bsize - kEthHeaderSize));
+    }
   }
   absl::Status s = InitEal(o.eal);
   if (!s.ok()) return s;

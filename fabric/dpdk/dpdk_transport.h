@@ -31,6 +31,7 @@
 namespace amalgam::fabric {
 
 inline constexpr uint16_t kFabricEtherType = 0x88B5;  // IEEE local experimental
+inline constexpr size_t kEthHeaderSize = 14;
 // FrameHeader.flags bit used only on DPDK links: a link-level ack (seq = cumulative, rpc_id =
 // SACK bits), never delivered to Receive.
 inline constexpr uint8_t kFlagLinkAck = 0x80;

@@ -252,11 +252,19 @@ class DpdkTransport::Impl {
 
   // Hands one chain to the PMD (retrying briefly); frees it if the ring stays full.
   void Transmit(rte_mbuf* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (int spins = 0; spins < 256; ++spins) {
+    // A full Tx ring usually drains within microseconds (memif: the peer is copying out); a
+    // frame given up here costs a retransmission timeout, so wait up to ~200 us for room.
+    int64_t start = 0;
+    for (int spins = 0;; ++spins) {
       if (port_->TxBurst(&m, 1) == 1) {
         ++link_.link_frames_sent;
         return;
       }
+      if (spins < 64) continue;
+      int64_t now = MonotonicNs();
+      if (start == 0) start = now;
+      if (now - start > 200'000) break;
+      sched_yield();
     }
     ++link_.tx_ring_full;
     rte_pktmbuf_free(m);
@@ -348,11 +356,16 @@ class DpdkTransport::Impl {
     IdleWaiter idle(opt_.idle);
     while (!closing_) {
       int n = 0;
+      bool driven = false;
       {
         absl::MutexLock l(&mu_);
-        if (active_receivers_ == 0) n = PollOnce();
+        driven = active_receivers_ > 0;
+        if (!driven) n = PollOnce();
       }
-      if (n > 0) {
+      if (driven) {  // a Receive() caller polls; stay out of its way
+        usleep(1000);
+        idle.Worked();
+      } else if (n > 0) {
         idle.Worked();
       } else {
         idle.Idle();

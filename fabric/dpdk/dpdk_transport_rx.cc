@@ -86,8 +86,11 @@ void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
     case Reassembler::Outcome::kIncomplete:
       return;
     case Reassembler::Outcome::kDropped: {
-      // A repeated fragment is normal after a retransmission; anything else is a bad frame.
-      if (reassembler_.counters().duplicate_fragments == before.duplicate_fragments) {
+      // A repeated fragment is normal after a retransmission and a full table is load (both
+      // only in the link stats); a fragment that contradicts its frame is a bad frame.
+      const ReassemblyCounters& after = reassembler_.counters();
+      if (after.bad_geometry != before.bad_geometry ||
+          after.inconsistent_fragments != before.inconsistent_fragments) {
         drops_.Count(DropReason::kBadLength);
       }
       return;

@@ -41,10 +41,12 @@ bool FragmentExtent(size_t frame_size, uint16_t count, uint16_t index, size_t* o
                     size_t* length);
 
 struct ReassemblyLimits {
-  size_t max_entries = 64;             // frames being reassembled, all sources together
-  size_t max_entries_per_source = 32;  // per claimed source node
-  size_t max_bytes = 4u << 20;         // buffer bytes held by unfinished frames
-  int64_t timeout_ns = 200'000'000;    // an unfinished frame is dropped after this
+  // Per source at least the sender's window (RetransmitOptions.window): under loss every
+  // in-flight frame may be waiting for one missing fragment.
+  size_t max_entries = 1024;            // frames being reassembled, all sources together
+  size_t max_entries_per_source = 256;  // per claimed source node
+  size_t max_bytes = 8u << 20;          // buffer bytes held by unfinished frames
+  int64_t timeout_ns = 200'000'000;     // an unfinished frame is dropped after this
 };
 
 struct ReassemblyCounters {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "fabric/dpdk/dpdk_transport.h"
 #include "fabric/frame.h"
 
 struct rte_mbuf;
@@ -18,7 +19,6 @@ struct rte_mempool;
 
 namespace amalgam::fabric {
 
-inline constexpr size_t kEthHeaderSize = 14;
 using Mac = std::array<uint8_t, 6>;
 
 // The bytes after the 48-byte header of an encoded frame, as up to three borrowed parts.
