@@ -5,6 +5,8 @@
 #   OUTDIR/vmlinux            the ELF kernel extracted from the bzImage payload (PVH entry)
 #   OUTDIR/config             the kernel's config
 #   OUTDIR/initramfs.cpio     busybox-static + /init + the virtio modules (and .cpio.gz)
+#   OUTDIR/disk.ext4          16 MiB ext4 test disk (label amgtest): /hello.txt and /data.bin
+#                             (65536 16-byte lines "000000000000000\n".."000000000065535\n")
 #   OUTDIR/manifest.txt       versions, module load order, sha256s
 # usage: tools/make-guest.sh [OUTDIR]            (default: out/guest; .debs cached in OUTDIR/.cache)
 # env:   FLAVOR=cloud-amd64|amd64   KPKG=linux-image-6.1.0-NN-cloud-amd64 (pin an exact kernel)
@@ -36,7 +38,7 @@ die() {
 
 # --- host tools ---------------------------------------------------------------------------
 install_host_tools() {
-  local -a want=(cpio lz4 xz-utils zstd kmod busybox-static gzip bzip2 binutils dpkg apt)
+  local -a want=(cpio lz4 xz-utils zstd kmod busybox-static gzip bzip2 binutils e2fsprogs dpkg apt)
   local -a missing=()
   local p
   for p in "${want[@]}"; do
@@ -233,6 +235,26 @@ pack_cpio() {
     cpio -o -H newc -R 0:0 --reproducible --quiet) >"$out"
 }
 
+# A small ext4 disk for virtio-blk tests, byte-identical across runs: fixed UUID, hash seed and
+# times (mkfs.ext4 -d copies the host files' ctime/atime, so debugfs resets them).
+build_disk() {
+  local work=$1 out=$2
+  local uuid=6d7f1c2a-0b7e-4a55-9a41-2f0c5b7e9a10
+  mkdir -p "$work/disk"
+  echo "hello from the amalgam ext4 test disk" >"$work/disk/hello.txt"
+  seq -f '%015g' 0 65535 >"$work/disk/data.bin"
+  touch -d @0 "$work/disk" "$work/disk/hello.txt" "$work/disk/data.bin"
+  rm -f "$out"
+  E2FSPROGS_FAKE_TIME=1 mkfs.ext4 -q -F -L amgtest -U "$uuid" \
+    -E "hash_seed=$uuid,root_owner=0:0" -d "$work/disk" "$out" 16M >/dev/null
+  local p f
+  for p in / /lost+found /hello.txt /data.bin; do
+    for f in ctime atime; do echo "set_inode_field $p $f 0"; done
+  done >"$work/debugfs.cmds"
+  debugfs -w -f "$work/debugfs.cmds" "$out" >/dev/null 2>&1 || die "debugfs could not fix $out's times"
+  e2fsck -fn "$out" >/dev/null 2>&1 || die "$out does not pass e2fsck"
+}
+
 main() {
   install_host_tools
   mkdir -p "$OUTDIR" "$CACHE"
@@ -259,6 +281,8 @@ main() {
   build_initramfs "$work/kernel" "$kver" "$work/busybox" "$work/root" "$work/modules.order"
   pack_cpio "$work/root" "$work/initramfs.cpio"
   gzip -9n <"$work/initramfs.cpio" >"$work/initramfs.cpio.gz"
+  log "building the ext4 test disk"
+  build_disk "$work" "$work/disk.ext4"
   cp "$kimage" "$work/vmlinuz"
   cp "$work/kernel/boot/config-$kver" "$work/config"
 
@@ -277,13 +301,15 @@ main() {
     for opt in VIRTIO_MMIO VIRTIO_MMIO_CMDLINE_DEVICES X86_MPPARSE PVH ACPI SERIAL_8250_CONSOLE; do
       echo "config $opt: $(grep -m1 -E "^CONFIG_$opt=|^# CONFIG_$opt is not set" "$work/config")"
     done
+    echo "disk.ext4: /hello.txt = '$(cat "$work/disk/hello.txt")'," \
+      "/data.bin sha256 $(sha256sum <"$work/disk/data.bin" | cut -d' ' -f1)"
     echo "module load order:"
     sed 's/^/  /' "$work/modules.order"
     echo "sha256:"
-    (cd "$work" && sha256sum vmlinuz vmlinux config initramfs.cpio initramfs.cpio.gz | sed 's/^/  /')
+    (cd "$work" && sha256sum vmlinuz vmlinux config initramfs.cpio initramfs.cpio.gz disk.ext4 | sed 's/^/  /')
   } >"$work/manifest.txt"
   local f
-  for f in vmlinuz vmlinux config initramfs.cpio initramfs.cpio.gz manifest.txt; do
+  for f in vmlinuz vmlinux config initramfs.cpio initramfs.cpio.gz disk.ext4 manifest.txt; do
     mv -f "$work/$f" "$OUTDIR/$f"
   done
   log "done: $OUTDIR ($(wc -l <"$work/modules.order") modules)"

@@ -72,5 +72,30 @@ TEST_CASE("The Debian bzImage parses and loads with its initramfs") {
   CHECK(std::equal(head.begin(), head.end(), image.begin() + h->setup_bytes));
 }
 
+TEST_CASE("make-guest's vmlinux is the bzImage's decompressed payload") {
+  std::string dir = GuestDir();
+  std::vector<uint8_t> image, vmlinux;
+  if (dir.empty() || !ReadFile(dir + "/vmlinuz", &image) || !ReadFile(dir + "/vmlinux", &vmlinux)) {
+    WARN("SKIPPED: no guest image in '" << dir << "'; build it with tools/make-guest.sh");
+    return;
+  }
+  absl::StatusOr<SetupHeader> h = ParseSetupHeader(image);
+  REQUIRE(h.ok());
+  // Every kernel compressor's payload ends with the decompressed size (le32).
+  size_t end = h->setup_bytes + h->payload_offset + h->payload_length;
+  REQUIRE(end <= image.size());
+  uint32_t size = image[end - 4] | image[end - 3] << 8 | image[end - 2] << 16 |
+                  static_cast<uint32_t>(image[end - 1]) << 24;
+  CHECK(vmlinux.size() == size);
+  REQUIRE(vmlinux.size() > 64);
+  CHECK(std::string(vmlinux.begin(), vmlinux.begin() + 4) ==
+        "\x7f"
+        "ELF");
+  CHECK(vmlinux[4] == 2);  // ELFCLASS64
+  // The PVH entry note the vmm's ELF loader looks for: type XEN_ELFNOTE_PHYS32_ENTRY (18), "Xen".
+  std::string text(vmlinux.begin(), vmlinux.end());
+  CHECK(text.find(std::string("Xen\0", 4)) != std::string::npos);
+}
+
 }  // namespace
 }  // namespace amalgam::vmm::linux_boot
