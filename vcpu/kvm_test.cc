@@ -261,6 +261,37 @@ TEST_CASE("SignalMsi lands in the target vCPU's LAPIC IRR; irqfd registers") {
   close(efd);
 }
 
+TEST_CASE("VM-wide state: IOAPIC, PIT and kvmclock round-trip into a new VM") {
+  auto kvm = Kvm::Open();
+  REQUIRE(kvm.ok());
+  auto a = Vm::Create(**kvm);
+  auto b = Vm::Create(**kvm);
+  REQUIRE((a.ok() && b.ok()));
+  for (auto* vm : {&*a, &*b}) {
+    REQUIRE((*vm)->CreateIrqchip().ok());
+    REQUIRE((*vm)->CreatePit2().ok());
+  }
+  auto ioapic = (*a)->GetIrqchip(KVM_IRQCHIP_IOAPIC);
+  REQUIRE(ioapic.ok());
+  ioapic->chip.ioapic.redirtbl[3].bits = 0x31;  // vector 0x31, unmasked
+  REQUIRE((*a)->SetIrqchip(*ioapic).ok());
+  auto saved = (*a)->GetIrqchip(KVM_IRQCHIP_IOAPIC);
+  REQUIRE(saved.ok());
+  CHECK(saved->chip.ioapic.redirtbl[3].bits == 0x31);
+  REQUIRE((*b)->SetIrqchip(*saved).ok());
+  CHECK((*b)->GetIrqchip(KVM_IRQCHIP_IOAPIC)->chip.ioapic.redirtbl[3].bits == 0x31);
+  auto pit = (*a)->GetPit2();
+  REQUIRE(pit.ok());
+  REQUIRE((*b)->SetPit2(*pit).ok());
+  CHECK((*a)->GetIrqchip(99).status().code() != absl::StatusCode::kOk);
+  auto clock = (*a)->GetClock();
+  REQUIRE(clock.ok());
+  REQUIRE((*b)->SetClock(*clock).ok());
+  auto clock_b = (*b)->GetClock();
+  REQUIRE(clock_b.ok());
+  CHECK(clock_b->clock >= clock->clock);  // kvmclock never goes back
+}
+
 TEST_CASE("Kick also ends a vCPU halted inside the kernel (in-kernel irqchip)") {
   testing::TestVmOptions opt;
   opt.irqchip = true;

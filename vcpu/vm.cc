@@ -234,6 +234,35 @@ absl::StatusOr<std::vector<uint64_t>> Vm::GetDirtyLog(uint32_t slot) {
   return words;
 }
 
+absl::StatusOr<kvm_irqchip> Vm::GetIrqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) {
+    return ErrnoStatus(errno, absl::StrFormat("KVM_GET_IRQCHIP chip %u", chip_id));
+  }
+  return chip;
+}
+
+absl::Status Vm::SetIrqchip(const kvm_irqchip& chip) {
+  kvm_irqchip c = chip;
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &c) < 0) {
+    return ErrnoStatus(errno, absl::StrFormat("KVM_SET_IRQCHIP chip %u", chip.chip_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_pit_state2> Vm::GetPit2() const {
+  kvm_pit_state2 pit{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &pit) < 0) return ErrnoStatus(errno, "KVM_GET_PIT2");
+  return pit;
+}
+
+absl::Status Vm::SetPit2(const kvm_pit_state2& pit) {
+  kvm_pit_state2 p = pit;
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &p) < 0) return ErrnoStatus(errno, "KVM_SET_PIT2");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<kvm_clock_data> Vm::GetClock() const {
   kvm_clock_data clock{};
   if (::ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) return ErrnoStatus(errno, "KVM_GET_CLOCK");

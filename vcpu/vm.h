@@ -82,6 +82,13 @@ class Vm {
   // as 64-bit words (bit i of word w = page w*64+i of the slot). Resets the log.
   absl::StatusOr<std::vector<uint64_t>> GetDirtyLog(uint32_t slot);
 
+  // In-kernel irqchip state (chip_id KVM_IRQCHIP_PIC_MASTER / _PIC_SLAVE / _IOAPIC) and PIT,
+  // VM-wide state saved and restored beside the vCPU states.
+  absl::StatusOr<kvm_irqchip> GetIrqchip(uint32_t chip_id) const;
+  absl::Status SetIrqchip(const kvm_irqchip& chip);
+  absl::StatusOr<kvm_pit_state2> GetPit2() const;
+  absl::Status SetPit2(const kvm_pit_state2& pit);
+
   // kvmclock, VM-wide (saved and restored beside the vCPU states).
   absl::StatusOr<kvm_clock_data> GetClock() const;
   absl::Status SetClock(const kvm_clock_data& clock);
