@@ -54,6 +54,14 @@ TEST_CASE("JSON config parses in snake_case and lowerCamelCase") {
   CHECK(c->cluster().nodes(0).vcpus_size() == 2);
 }
 
+TEST_CASE("the example config in testdata parses") {
+  auto c = LoadVmConfigFile("vmm/api/testdata/vm.json");
+  INFO(c.status().ToString());
+  REQUIRE(c.ok());
+  CHECK(c->cluster().nodes_size() == 2);
+  CHECK(c->devices(1).net().mac() == "02:00:00:00:00:01");
+}
+
 TEST_CASE("config JSON round-trips") {
   v1::VmConfig c = GoodConfig();
   auto back = ParseVmConfigJson(VmConfigToJson(c));
