@@ -3,12 +3,14 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -204,21 +206,23 @@ absl::StatusOr<PvhImage> LoadPvhKernelFile(const std::string& path, memory::Gues
     ::close(fd);
     return absl::InvalidArgumentError(prefix + "not a regular file");
   }
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
+  // Map rather than read: an unstripped vmlinux can be hundreds of MiB, and only the loadable
+  // segments are ever touched.
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = nullptr;
+  if (size > 0) {
+    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
       int err = errno;
       ::close(fd);
-      return absl::InvalidArgumentError(prefix + "read failed: " + strerror(err));
+      return absl::InvalidArgumentError(prefix + "cannot map: " + strerror(err));
     }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
   }
   ::close(fd);
-  bytes.resize(done);
+  absl::Cleanup unmap = [map, size] {
+    if (map != nullptr) ::munmap(map, size);
+  };
+  absl::Span<const uint8_t> bytes(static_cast<const uint8_t*>(map), size);
   absl::StatusOr<PvhImage> image = ParsePvhElf(bytes);
   if (!image.ok()) {
     return absl::Status(image.status().code(), prefix + std::string(image.status().message()));

@@ -162,6 +162,8 @@ TEST_CASE("pvh elf: the file loader names the file in every error") {
   REQUIRE(ok.ok());
   CHECK(ok->entry == 0x100000);
   CHECK(Contains(LoadPvhKernelFile("/", *mem).status(), "not a regular file"));
+  std::string empty = WriteTemp("empty.elf", {});
+  CHECK(Contains(LoadPvhKernelFile(empty, *mem).status(), "kernel " + empty + ": not an ELF"));
 }
 
 }  // namespace
