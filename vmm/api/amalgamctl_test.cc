@@ -158,6 +158,30 @@ TEST_CASE("a client process killed mid-wait is let go by the server") {
   CHECK(Ctl(f.sock + "stop").status == 0);
 }
 
+TEST_CASE("amalgamctl over TCP with TLS") {
+  Fixture f;
+  ApiServerOptions o;
+  o.tcp_address = "127.0.0.1:0";
+  o.tls_cert_file = f.dir + "/cert.pem";
+  o.tls_key_file = f.dir + "/key.pem";
+  const std::string cmd =
+      "/usr/bin/openssl req -x509 -newkey ec -pkeyopt "
+      "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      o.tls_key_file + " -out " + o.tls_cert_file + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto tls = StartApiServer(o, f.controller);
+  REQUIRE(tls.ok());
+  const std::string addr = "--address 127.0.0.1:" + std::to_string((*tls)->tcp_port()) + " ";
+  Result r = Ctl(addr + "--tls_ca " + o.tls_cert_file + " info");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(Has(r, "state:   not created"));
+  r = Ctl(addr + "info");
+  CHECK(r.status == 2);
+  CHECK(Has(r, "TLS only"));
+}
+
 TEST_CASE("amalgamctl usage errors") {
   Fixture f;
   Result r = Ctl("help");
