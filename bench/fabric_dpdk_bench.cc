@@ -147,6 +147,8 @@ PingpongStats FabricClient(const FabricConfig& c) {
     if (it >= c.run.warmup) us.push_back(UsSince(ts));
   }
   SummarizeRtt(us, &s);
+  std::fprintf(stderr, "fabric client (mtu %zu) after the RTT phase: %s | %s\n", c.mtu,
+               (*t)->GetStats().ToString().c_str(), (*t)->GetLinkStats().ToString().c_str());
   auto tb = Clock::now();
   int outstanding = 0;
   while (UsSince(tb) < c.run.bw_secs * 1e6) {
@@ -172,7 +174,8 @@ PingpongStats FabricClient(const FabricConfig& c) {
   Request(**t, kStopPage, 0);
   (void)(*t)->Flush(absl::Seconds(2));
   auto l = (*t)->GetLinkStats();
-  std::fprintf(stderr, "fabric client (mtu %zu) link: %s\n", c.mtu, l.ToString().c_str());
+  std::fprintf(stderr, "fabric client (mtu %zu) at the end: %s | %s\n", c.mtu,
+               (*t)->GetStats().ToString().c_str(), l.ToString().c_str());
   s.ok = 1;
   return s;
 }

@@ -24,6 +24,8 @@ namespace amalgam::fabric {
 
 inline constexpr Mac kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 inline constexpr uint16_t kBurst = 32;
+// mbufs SendFrame leaves for the PMD's Rx refill and for acks/Hellos.
+inline constexpr size_t kMbufReserve = 512;
 
 class DpdkTransport::Impl {
  public:
@@ -120,7 +122,7 @@ class DpdkTransport::Impl {
     IdleWaiter idle(opt_.idle);
     absl::MutexLock l(&mu_);
     while (true) {
-      if (closed_) return absl::CancelledError("DpdkTransport closed");
+      if (closed_ || closing_) return absl::CancelledError("DpdkTransport closed");
       auto it = peers_.find(dst);
       if (it == peers_.end()) {
         return absl::NotFoundError(absl::StrCat("node ", dst, " is not a configured peer"));
@@ -130,13 +132,15 @@ class DpdkTransport::Impl {
         return absl::UnavailableError(absl::StrCat(
             "no link to node ", dst, " yet (handshake pending); retry or WaitForPeer first"));
       }
-      if (!p.tx.Full()) return SendData(dst, p, frame);
-      PollOnce();  // acks free the window
-      if (!p.tx.Full()) continue;
+      // Room in the window and mbufs for every fragment, checked before PeerSession stamps a
+      // sequence number: a seq that never leaves would stall the peer's in-order delivery.
+      if (!p.tx.Full() && MbufsAvailable(frame)) return SendData(dst, p, frame);
+      PollOnce();  // acks free the window and the mbufs held for retransmission
+      if (!p.tx.Full() && MbufsAvailable(frame)) continue;
       if (absl::Now() > deadline) {
-        return absl::UnavailableError(absl::StrCat("node ", dst, " acknowledged nothing for ",
-                                                   absl::FormatDuration(opt_.send_timeout),
-                                                   " (send window full)"));
+        return absl::UnavailableError(absl::StrCat(
+            "node ", dst, " acknowledged nothing for ", absl::FormatDuration(opt_.send_timeout),
+            p.tx.Full() ? " (send window full)" : " (mbuf pool exhausted)"));
       }
       mu_.Unlock();
       idle.Idle();
@@ -300,6 +304,15 @@ class DpdkTransport::Impl {
     ++link_.acks_sent;
     p.unacked = 0;
     p.ack_now = false;
+  }
+
+  // True if the pool can hold this frame's link frames with room to spare for Rx and acks.
+  bool MbufsAvailable(const OutgoingFrame& frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    size_t bytes = FrameSize(frame.body.size(), frame.payload.size());
+    size_t frags = bytes / max_chunk_ + 1;
+    size_t per_mbuf = opt_.port.mbuf_data_room;
+    size_t need = (bytes + frags * (kEthHeaderSize + kFrameHeaderSize)) / per_mbuf + frags + 1;
+    return rte_mempool_avail_count(port_->pool()) >= need + kMbufReserve;
   }
 
   absl::Status SendData(NodeId dst, Peer& p, const OutgoingFrame& frame)
