@@ -11,6 +11,7 @@
 #include "vmm/devices/irq_line.h"
 #include "vmm/loader/pvh_boot.h"
 #include "vmm/loader/pvh_elf.h"
+#include "vmm/machine/vcpu_exit_outcome.h"
 
 namespace amalgam::vmm::machine {
 namespace {
@@ -309,42 +310,6 @@ MachineInfo Machine::Info() const {
   return info;
 }
 
-std::optional<ExitOutcome> Machine::OutcomeFor(uint32_t index, const vcpu::VcpuExit& exit) {
-  using vcpu::VcpuExitReason;
-  switch (exit.reason) {
-    case VcpuExitReason::kKicked:
-    case VcpuExitReason::kStopRequested:
-      return std::nullopt;
-    case VcpuExitReason::kShutdown:
-      return ExitOutcome::Of(
-          ExitKind::kTripleFault,
-          absl::StrFormat("guest triple fault (KVM_EXIT_SHUTDOWN) at RIP=%#x on vcpu %u", exit.rip,
-                          index));
-    case VcpuExitReason::kInternalError:
-      return ExitOutcome::Of(
-          ExitKind::kInternalError,
-          absl::StrFormat("KVM internal error on vcpu %u: %s", index, exit.ToString()));
-    case VcpuExitReason::kSystemEvent:
-      if (exit.system_event_type == KVM_SYSTEM_EVENT_RESET) {
-        return ExitOutcome::Of(ExitKind::kReset, "guest requested a reset");
-      }
-      if (exit.system_event_type == KVM_SYSTEM_EVENT_SHUTDOWN) {
-        return ExitOutcome::Of(ExitKind::kPowerOff, "guest powered off");
-      }
-      return ExitOutcome::Of(ExitKind::kVmmError,
-                             absl::StrFormat("vcpu %u: guest system event %u (crash?) at RIP=%#x",
-                                             index, exit.system_event_type, exit.rip));
-    case VcpuExitReason::kHlt:
-      return ExitOutcome::Of(ExitKind::kPowerOff,
-                             absl::StrFormat("vcpu %u halted at RIP=%#x", index, exit.rip));
-    case VcpuExitReason::kFailEntry:
-    case VcpuExitReason::kUnhandled:
-      return ExitOutcome::Of(ExitKind::kVmmError,
-                             absl::StrFormat("vcpu %u: %s", index, exit.ToString()));
-  }
-  return ExitOutcome::Of(ExitKind::kVmmError, "unknown vCPU exit");
-}
-
 void Machine::VcpuLoop(VcpuSlot* slot) {
   vcpu::VcpuRunner& runner = *slot->runner;
   while (true) {
@@ -357,7 +322,7 @@ void Machine::VcpuLoop(VcpuSlot* slot) {
           absl::StrFormat("vcpu %u: KVM_RUN failed: %s", slot->index, exit.status().message())));
       break;
     }
-    if (std::optional<ExitOutcome> end = OutcomeFor(slot->index, *exit); end.has_value()) {
+    if (std::optional<ExitOutcome> end = OutcomeForVcpuExit(slot->index, *exit); end.has_value()) {
       RequestStop(std::move(*end));
       break;
     }

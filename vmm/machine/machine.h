@@ -102,8 +102,6 @@ class Machine {
   absl::Status Build(const MachineConfig& config);
   void RequestStop(ExitOutcome outcome);
   void VcpuLoop(VcpuSlot* slot);
-  // Maps a runner exit that ends the VM to its outcome; nullopt for exits the loop absorbs.
-  std::optional<ExitOutcome> OutcomeFor(uint32_t vcpu_index, const vcpu::VcpuExit& exit);
   void KickAll();
   bool AllThreadsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
