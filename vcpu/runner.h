@@ -109,6 +109,7 @@ class VcpuRunner {
   absl::Status CompletePendingIo();
   bool io_pending() const { return io_pending_; }
 
+  // Counters; read them on the vCPU thread or while Run() is not running.
   const RunnerStats& stats() const { return stats_; }
   Vcpu* vcpu() const { return vcpu_; }
 

@@ -56,7 +56,8 @@ class Vm {
   absl::Status SetTssAddr(uint64_t addr);          // 3 pages below 4 GiB, outside RAM
   absl::Status SetIdentityMapAddr(uint64_t addr);  // 1 page, outside RAM
 
-  // Creates vCPU `id` (also its APIC ID). INVALID_ARGUMENT when id >= Kvm::MaxVcpus().
+  // Creates vCPU `id` (also its APIC ID). INVALID_ARGUMENT when id >= Kvm::MaxVcpus(),
+  // ALREADY_EXISTS when that id was created before.
   absl::StatusOr<std::unique_ptr<Vcpu>> CreateVcpu(uint32_t id);
 
   // KVM_IRQ_LINE: set the level of a GSI on the in-kernel irqchip.
