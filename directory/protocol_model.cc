@@ -5,6 +5,7 @@
 #include <random>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -54,9 +55,10 @@ struct NodeModel {
         evictions_left(evictions) {}
   NodeCache cache;
   HomeDirectory home;
-  std::vector<uint8_t> mapping;
-  std::vector<uint32_t> local;      // guest page content (meaningful when mapped)
-  std::vector<uint32_t> home_copy;  // home's backing copy (pages homed here)
+  // Inline storage: the exhaustive search copies the world millions of times.
+  absl::InlinedVector<uint8_t, 8> mapping;
+  absl::InlinedVector<uint32_t, 8> local;      // guest page content (meaningful when mapped)
+  absl::InlinedVector<uint32_t, 8> home_copy;  // home's backing copy (pages homed here)
   std::vector<Action> actions;      // the handler's current action list
   uint32_t next_action = 0;
   uint32_t payload = 0;             // of the message being handled
@@ -74,7 +76,7 @@ struct NodeModel {
 struct World {
   std::vector<NodeModel> nodes;
   std::vector<std::vector<Envelope>> channels;  // [src * n + dst], FIFO
-  std::vector<uint32_t> last_write;            // ghost: value of the last completed write
+  absl::InlinedVector<uint32_t, 8> last_write;  // ghost: value of the last completed write
 };
 
 enum class StepKind : uint8_t {
