@@ -61,8 +61,30 @@ kvm_cpuid_entry2* FindCpuidEntry(CpuidEntries& entries, uint32_t function, uint3
   return nullptr;
 }
 
+namespace {
+
+// KVM may report only sub-leaf 0 of the topology leaves (it does on PVM). Add the core level
+// (sub-leaf 1) so a guest sees one package of num_vcpus cores rather than num_vcpus packages; a
+// missing sub-leaf 2 reads as zeros, i.e. the "invalid level" that ends the enumeration.
+void AddCoreLevel(CpuidEntries& entries, uint32_t leaf) {
+  const kvm_cpuid_entry2* level0 = FindCpuidEntry(entries, leaf, 0);
+  if (level0 == nullptr || (level0->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) == 0) return;
+  bool has_level1 = false;
+  for (const kvm_cpuid_entry2& e : entries) {
+    if (e.function == leaf && e.index == 1) has_level1 = true;
+  }
+  if (has_level1) return;
+  kvm_cpuid_entry2 level1 = *level0;
+  level1.index = 1;
+  entries.push_back(level1);
+}
+
+}  // namespace
+
 CpuidEntries BuildVcpuCpuid(const CpuidEntries& supported, const CpuidConfig& config) {
   CpuidEntries out = supported;
+  AddCoreLevel(out, kLeafTopology);
+  AddCoreLevel(out, kLeafTopologyV2);
   uint32_t n = config.num_vcpus == 0 ? 1 : config.num_vcpus;
   for (kvm_cpuid_entry2& e : out) {
     if (e.function == kLeafFeatures) {

@@ -47,5 +47,21 @@ TEST_CASE("BuildVcpuCpuid sets APIC IDs, topology and the hypervisor bit, then t
   CHECK((FindCpuidEntry(BuildVcpuCpuid(supported, config), 1)->ecx >> 31) == 0);
 }
 
+TEST_CASE("a topology leaf with only sub-leaf 0 gets a core level") {
+  CpuidEntries supported = {Entry(1, 0, false), Entry(0xb, 0, true)};
+  CpuidConfig config;
+  config.apic_id = 1;
+  config.num_vcpus = 2;
+  CpuidEntries out = BuildVcpuCpuid(supported, config);
+  const kvm_cpuid_entry2* core = FindCpuidEntry(out, 0xb, 1);
+  REQUIRE(core != nullptr);
+  CHECK(core->ecx == ((2u << 8) | 1));
+  CHECK(core->ebx == 2);
+  CHECK(core->eax == 1);
+  CHECK(core->edx == 1);
+  CHECK(FindCpuidEntry(out, 0xb, 2) == nullptr);
+  CHECK(FindCpuidEntry(out, 0x1f, 1) == nullptr);  // no 0x1F leaf to extend
+}
+
 }  // namespace
 }  // namespace amalgam::vcpu

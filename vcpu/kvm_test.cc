@@ -127,9 +127,13 @@ TEST_CASE("two vCPUs get their own APIC IDs in CPUID, and the guest sees them") 
     const kvm_cpuid_entry2* topo = FindCpuidEntry(*table, 0xb, 0);
     if (topo != nullptr) CHECK(topo->edx == i);
   }
-  // vCPU 1 runs: mov eax, 1 ; cpuid ; mov [0x500], ebx ; hlt
-  (*vm)->Load(0x1000,
-              {0x66, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0x66, 0x89, 0x1e, 0x00, 0x05, 0xf4});
+  // vCPU 1 runs: mov eax, 1 ; cpuid ; mov [0x500], ebx ;
+  //             mov eax, 0xb ; mov ecx, 1 ; cpuid ; mov [0x504], ebx ; mov [0x508], ecx ;
+  //             mov [0x50c], edx ; hlt
+  (*vm)->Load(0x1000, {0x66, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0x66, 0x89, 0x1e,
+                       0x00, 0x05, 0x66, 0xb8, 0x0b, 0x00, 0x00, 0x00, 0x66, 0xb9, 0x01,
+                       0x00, 0x00, 0x00, 0x0f, 0xa2, 0x66, 0x89, 0x1e, 0x04, 0x05, 0x66,
+                       0x89, 0x0e, 0x08, 0x05, 0x66, 0x89, 0x16, 0x0c, 0x05, 0xf4});
   REQUIRE((*vm)->SetRealMode(1, 0x1000).ok());
   VcpuRunner runner(&(*vm)->vcpu(1), nullptr, nullptr);
   auto exit = runner.Run();
@@ -138,6 +142,11 @@ TEST_CASE("two vCPUs get their own APIC IDs in CPUID, and the guest sees them") 
   uint32_t ebx;
   std::memcpy(&ebx, (*vm)->ram() + 0x500, 4);
   CHECK((ebx >> 24) == 1);
+  uint32_t topo[3];  // leaf 0xB sub-leaf 1: EBX, ECX, EDX
+  std::memcpy(topo, (*vm)->ram() + 0x504, sizeof(topo));
+  CHECK(topo[0] == 2);                // two logical processors at the core level
+  CHECK(topo[1] == ((2u << 8) | 1));  // level type "core", sub-leaf 1
+  CHECK(topo[2] == 1);                // x2APIC ID
 }
 
 TEST_CASE("Kick also ends a vCPU halted inside the kernel (in-kernel irqchip)") {
