@@ -60,6 +60,9 @@ void serial_write_hex(u64 v, int digits);
 void serial_write_dec(u64 v);
 void guest_exit(u32 value) __attribute__((noreturn)); /* prints the exit line, writes 0xF4 */
 
+/* The RAM free for workloads (user.c): above the image, in the memmap entry holding it. */
+int free_ram(u64 *base, u64 *size);
+
 /* Ring-3 entry (user.c): index 0 is the BSP. Never returns. */
 void user_main(u32 cpu) __attribute__((noreturn));
 

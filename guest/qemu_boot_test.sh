@@ -3,10 +3,11 @@
 # serial protocol (guest/README.md) and QEMU's exit status (isa-debug-exit: 1 = guest value 0 =
 # passed, 3 = guest value 1 = failed); a few boots also run under TCG (IOPL=3 honoured). Skips
 # (exit 0, with a message) without QEMU or /dev/kvm.
-#   qemu_boot_test.sh GUEST.elf
+#   qemu_boot_test.sh GUEST.elf BLK_PATTERN_CHECK
 set -uo pipefail
 
 guest=$1
+pattern_check=$2
 qemu=${QEMU:-qemu-system-x86_64}
 if ! command -v "$qemu" >/dev/null; then
   echo "SKIP: $qemu is not installed (apt-get install qemu-system-x86)"
@@ -22,6 +23,8 @@ failures=0
 boots=0
 
 accel=(-enable-kvm -cpu "host,-arch-capabilities")
+machine=microvm
+extra=()  # more QEMU arguments for the next boot (virtio devices)
 
 # boot SMP DEBUG_EXIT CMDLINE WANT_STATUS REGEX...: every REGEX must match a whole output line.
 boot() {
@@ -30,8 +33,8 @@ boot() {
   local log="$tmp/boot$boots.log" status dev=()
   boots=$((boots + 1))
   [[ $debug_exit == 1 ]] && dev=(-device "isa-debug-exit,iobase=0xf4,iosize=0x04")
-  timeout 120 "$qemu" -M microvm "${accel[@]}" -m 256 -smp "$smp" \
-    -nodefaults -no-user-config -nographic -no-reboot -serial stdio "${dev[@]}" \
+  timeout 120 "$qemu" -M "$machine" "${accel[@]}" -m 256 -smp "$smp" \
+    -nodefaults -no-user-config -nographic -no-reboot -serial stdio "${dev[@]}" "${extra[@]}" \
     -kernel "$guest" -append "$cmdline" </dev/null >"$log" 2>&1
   status=$?
   local ok=1
@@ -85,6 +88,38 @@ boot 1 1 "fault" 3 \
   "$fail"
 # Without a debug-exit device the guest stops itself with a triple fault (QEMU -no-reboot: 0).
 boot 1 0 "hello" 0 "hello: Hello from the amalgam test guest" "$pass"
+
+# virtio-mmio: with acpi=off microvm appends virtio_mmio.device=512@0xfeb.....:N for each device
+# to the command line, as the guest driver expects; force-legacy=false gives version 2.
+machine=microvm,acpi=off
+vm=(-global virtio-mmio.force-legacy=false)
+disk=$tmp/disk.img
+rm -f "$disk" && truncate -s 8M "$disk"
+extra=("${vm[@]}" -drive "id=d0,file=$disk,format=raw,if=none" \
+  -device "virtio-blk-device,drive=d0,serial=qemu-disk-0")
+boot 1 1 "blk mib=4" 1 "blk: ok mib=4 id=qemu-disk-0" "$pass"
+if ! "$pattern_check" "$disk" 4; then
+  echo "FAIL [blk mib=4]: the pattern is not on the disk file"
+  failures=$((failures + 1))
+fi
+extra=("${vm[@]}" -drive "id=d0,file=$disk,format=raw,if=none,readonly=on" \
+  -device "virtio-blk-device,drive=d0")
+boot 1 1 "blkro" 1 "blkro: ok write=ioerr" "$pass"
+extra=("${vm[@]}" -device virtio-rng-device)
+boot 1 1 "rng" 1 "rng: ok bytes=128" "$pass"
+extra=("${vm[@]}" -chardev "file,id=c0,path=$tmp/vcon.txt" -device virtio-serial-device \
+  -device "virtconsole,chardev=c0")
+boot 1 1 "console" 1 "console: ok bytes=50" "$pass"
+if ! grep -qx "virtio-console: hello from the amalgam test guest" "$tmp/vcon.txt"; then
+  echo "FAIL [console]: the line did not arrive through virtio-console"
+  failures=$((failures + 1))
+fi
+extra=("${vm[@]}")
+boot 1 1 "blk" 3 "blk: FAIL no virtio_mmio.device= on the command line" "$fail"
+extra=("${vm[@]}" -device virtio-rng-device)
+boot 1 1 "blk" 3 "blk: FAIL no virtio-mmio device of this type" "$fail"
+machine=microvm
+extra=()
 
 # QEMU's TCG honours RFLAGS.IOPL=3 like hardware virtualization would, so ring-3 port I/O runs
 # without the #GP emulation that PVM needs: both paths of the guest get booted.

@@ -2,6 +2,7 @@
  * Every CPU enters user_main(cpu); the BSP (cpu 0) runs the workload, the APs serve `smp`. */
 #include "compute.h"
 #include "guest.h"
+#include "virtio_workloads.h"
 
 #define ONE_GIB (1ull << 30)
 /* Hang guards, in TSC cycles (TSC ~2.6 GHz here): APs that never arrive fail after ~6 s; the
@@ -13,6 +14,7 @@ struct args {
   u64 mib;
   u64 iters;
   const char *bad_key; /* first key with an unparsable value, or 0 */
+  int mib_given;       /* mib= was on the command line */
   u32 bad_key_len;
 };
 
@@ -66,7 +68,10 @@ static void parse_param(const char *w, u32 n, struct args *a) {
   while (eq < n && w[eq] != '=') eq++;
   if (eq == n) return; /* not key=value: ignored */
   u64 *slot = 0;
-  if (word_is(w, eq, "mib")) slot = &a->mib;
+  if (word_is(w, eq, "mib")) {
+    slot = &a->mib;
+    a->mib_given = 1;
+  }
   if (word_is(w, eq, "iters")) slot = &a->iters;
   if (slot == 0) return; /* unknown keys (and cpus=, handled by ring 0) are ignored */
   if (!parse_u64(w + eq + 1, n - eq - 1, slot) && a->bad_key == 0) {
@@ -86,7 +91,7 @@ static void fail_line(const char *name, const char *reason) {
 
 /* The RAM region free for workloads: from the 2 MiB boundary above the image to the end of the
  * memmap RAM entry that holds it, capped at 4 GiB (the identity map's end). */
-static int free_ram(u64 *base, u64 *size) {
+int free_ram(u64 *base, u64 *size) {
   u64 start = ((u64)__image_end + 0x1FFFFF) & ~0x1FFFFFull;
   for (u32 i = 0; i < g_boot.memmap_entries; i++) {
     const struct memmap_entry *e = &g_boot.memmap[i];
@@ -265,7 +270,7 @@ void user_main(u32 cpu) {
   const char *name = s;
   u32 name_len = 0;
   while (name[name_len] != 0 && !is_space(name[name_len])) name_len++;
-  struct args a = {16, 100000, 0, 0};
+  struct args a = {16, 100000, 0, 0, 0};
   const char *p = name;
   for (u32 i = 0; i < name_len; i++) {
     if (name[i] == '=') { /* the first word is a parameter: default workload */
@@ -295,6 +300,16 @@ void user_main(u32 cpu) {
     ok = run_smp(&a);
   } else if (word_is(name, name_len, "compute")) {
     ok = run_compute(&a);
+  } else if (word_is(name, name_len, "blk")) {
+    ok = run_blk(a.mib_given ? a.mib : 4);
+  } else if (word_is(name, name_len, "blkro")) {
+    ok = run_blkro();
+  } else if (word_is(name, name_len, "blkread")) {
+    ok = run_blkread(a.mib_given ? a.mib : 0);
+  } else if (word_is(name, name_len, "rng")) {
+    ok = run_rng();
+  } else if (word_is(name, name_len, "console")) {
+    ok = run_vconsole();
   } else if (word_is(name, name_len, "fault")) {
     __asm__ volatile("ud2"); /* the ring-0 #UD handler reports it and exits 1 */
     ok = 0;
