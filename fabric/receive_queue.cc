@@ -22,6 +22,14 @@ absl::StatusOr<ReceivedMessage> ReceiveQueue::Pop(absl::Duration timeout) {
   return absl::DeadlineExceededError("no fabric message within the timeout");
 }
 
+std::optional<ReceivedMessage> ReceiveQueue::TryPop() {
+  absl::MutexLock lock(&mu_);
+  if (queue_.empty()) return std::nullopt;
+  std::optional<ReceivedMessage> m(std::move(queue_.front()));
+  queue_.pop_front();
+  return m;
+}
+
 void ReceiveQueue::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;

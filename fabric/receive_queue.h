@@ -5,6 +5,7 @@
 #define AMALGAM_FABRIC_RECEIVE_QUEUE_H_
 
 #include <deque>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -18,6 +19,8 @@ class ReceiveQueue {
  public:
   // Returns false (and drops the message) after Close().
   bool Push(ReceivedMessage message);
+  // The next message if one is queued, without waiting.
+  std::optional<ReceivedMessage> TryPop();
   // DEADLINE_EXCEEDED on timeout, CANCELLED when closed and empty.
   absl::StatusOr<ReceivedMessage> Pop(absl::Duration timeout);
   void Close();
