@@ -6,6 +6,7 @@ namespace {
 constexpr uint32_t kLeafFeatures = 0x1;
 constexpr uint32_t kLeafTopology = 0xb;
 constexpr uint32_t kLeafTopologyV2 = 0x1f;
+constexpr uint32_t kLeafAmdSizes = 0x80000008;
 constexpr uint32_t kHypervisorBit = 1u << 31;  // leaf 1 ECX
 constexpr uint32_t kHttBit = 1u << 28;         // leaf 1 EDX
 
@@ -98,6 +99,10 @@ CpuidEntries BuildVcpuCpuid(const CpuidEntries& supported, const CpuidConfig& co
       }
     } else if (e.function == kLeafTopology || e.function == kLeafTopologyV2) {
       SetTopologyLeaf(e, config);
+    } else if (e.function == kLeafAmdSizes) {
+      // AMD: ECX[7:0] = cores per package - 1, ECX[15:12] = APIC ID bits for the core.
+      uint32_t cores = n > 256 ? 256 : n;
+      e.ecx = (e.ecx & ~0xf0ffu) | (cores - 1) | (BitsFor(cores) << 12);
     }
   }
   if (config.cpu_template) config.cpu_template(out);

@@ -14,8 +14,8 @@ kvm_cpuid_entry2 Entry(uint32_t function, uint32_t index, bool indexed) {
 }
 
 TEST_CASE("BuildVcpuCpuid sets APIC IDs, topology and the hypervisor bit, then the template") {
-  CpuidEntries supported = {Entry(0, 0, false), Entry(1, 0, false), Entry(0xb, 0, true),
-                            Entry(0xb, 1, true), Entry(0xb, 2, true)};
+  CpuidEntries supported = {Entry(0, 0, false),  Entry(1, 0, false),  Entry(0xb, 0, true),
+                            Entry(0xb, 1, true), Entry(0xb, 2, true), Entry(0x80000008, 0, false)};
   supported[1].ebx = 0xaabb1234;
   CpuidConfig config;
   config.apic_id = 5;
@@ -39,6 +39,7 @@ TEST_CASE("BuildVcpuCpuid sets APIC IDs, topology and the hypervisor bit, then t
   CHECK(FindCpuidEntry(out, 0xb, 1)->eax == 3);  // 2^3 >= 6
   CHECK(FindCpuidEntry(out, 0xb, 2)->ebx == 0);  // terminates enumeration
   CHECK(FindCpuidEntry(out, 0x7) == nullptr);
+  CHECK(FindCpuidEntry(out, 0x80000008)->ecx == (5u | (3u << 12)));
   // The input is not modified.
   CHECK(FindCpuidEntry(supported, 1)->ebx == 0xaabb1234);
 
