@@ -32,7 +32,8 @@ kvm_cpuid_entry2* FindCpuidEntry(CpuidEntries& entries, uint32_t function, uint3
 
 // Copies `supported` and sets, for this vCPU: leaf 1 EBX[31:24] = APIC ID (and the logical
 // processor count in EBX[23:16]), leaves 0xB and 0x1F EDX = x2APIC ID with a flat topology
-// (one thread per core, num_vcpus cores), the hypervisor bit; then applies the template.
+// (one package, one thread per core, num_vcpus cores; a missing core sub-leaf is added), AMD's
+// 0x80000008 core count, the hypervisor bit; then applies the template.
 CpuidEntries BuildVcpuCpuid(const CpuidEntries& supported, const CpuidConfig& config);
 
 }  // namespace amalgam::vcpu
