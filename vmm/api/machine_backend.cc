@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "vmm/config/vm_config.h"
 #include "vmm/devices/byte_sink.h"
 
 namespace amalgam::vmm::api {
@@ -120,10 +121,20 @@ std::shared_ptr<machine::Machine> MachineBackend::Get() {
 machine::Machine* MachineBackend::machine() { return Get().get(); }
 
 absl::Status MachineBackend::Create(const v1::VmConfig& config) {
+  // RAM + swap bounds what could ever back the guest; more is a typo, not a plan.
+  if (absl::StatusOr<uint64_t> limit = config::HostMemoryLimit();
+      limit.ok() && *limit > 0 && (config.memory_mib() << 20) > *limit) {
+    return absl::InvalidArgumentError(absl::StrCat("config field \"memory_mib\" is ",
+                                                   config.memory_mib(), " but this host has only ",
+                                                   *limit >> 20, " MiB of RAM and swap: lower it"));
+  }
   absl::StatusOr<machine::MachineConfig> mc = ToMachineConfig(config);
   if (!mc.ok()) return mc.status();
   absl::StatusOr<std::unique_ptr<machine::Machine>> m = machine::Machine::Create(*mc);
-  if (!m.ok()) return m.status();
+  if (!m.ok()) {
+    return absl::Status(m.status().code(),
+                        absl::StrCat("cannot build the VM: ", m.status().message()));
+  }
   absl::MutexLock lock(&mu_);
   machine_ = *std::move(m);
   serial_output_ = config.serial_output();

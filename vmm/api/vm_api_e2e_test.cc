@@ -359,6 +359,19 @@ TEST_CASE("e2e: config the VMM cannot honour is a clear error, and the VM can st
   CHECK(st.error_message().find("devices") != std::string::npos);
 
   c = vm.Config("hello");
+  c.set_memory_mib(uint64_t{1} << 20);  // 1 TiB: more than this host's RAM and swap.
+  grpc::ClientContext ctx1;
+  st = vm.lifecycle->Create(&ctx1, c, &created);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("RAM and swap") != std::string::npos);
+
+  c = vm.Config("hello", 1000);  // More vCPUs than the API allows.
+  grpc::ClientContext ctx3;
+  st = vm.lifecycle->Create(&ctx3, c, &created);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("vcpus") != std::string::npos);
+
+  c = vm.Config("hello");
   c.set_memory_mib(1);  // The guest image alone needs more.
   grpc::ClientContext ctx2;
   st = vm.lifecycle->Create(&ctx2, c, &created);
