@@ -218,6 +218,9 @@ class DpdkTransport::Impl {
     if (!port_) return 0;
     rte_mbuf* pkts[kBurst];
     uint16_t n = port_->RxBurst(pkts, kBurst);
+    // Timers run after work and on every 8th empty poll: their deadlines are >= 50 us away, and
+    // reading the clock on every empty poll was the top entry of the spin loop's profile.
+    if (n == 0 && (++empty_polls_ & 7) != 0) return 0;
     int64_t now = MonotonicNs();
     for (uint16_t i = 0; i < n; ++i) {
       HandleLinkFrame(pkts[i], now);
@@ -399,6 +402,7 @@ class DpdkTransport::Impl {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> closing_{false};
   int64_t last_expire_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t empty_polls_ ABSL_GUARDED_BY(mu_) = 0;
   TransportStats stats_ ABSL_GUARDED_BY(mu_);
   DpdkLinkStats link_ ABSL_GUARDED_BY(mu_);
   DropCounters drops_;

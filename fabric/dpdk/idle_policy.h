@@ -29,13 +29,18 @@ class IdleWaiter {
  public:
   explicit IdleWaiter(IdlePolicy policy = {}) : policy_(policy), last_work_ns_(MonotonicNs()) {}
   // Call when a poll found work.
-  void Worked() { last_work_ns_ = -1; }
+  void Worked() {
+    last_work_ns_ = -1;
+    spinning_ = true;
+  }
   // Call when a poll found nothing.
   void Idle() {
+    if (spinning_ && (++calls_ & 15) != 0) return;  // spin without reading the clock each time
     int64_t now = MonotonicNs();
     if (last_work_ns_ < 0) last_work_ns_ = now;
     int64_t idle = now - last_work_ns_;
-    if (idle < policy_.spin_ns) return;
+    spinning_ = idle < policy_.spin_ns;
+    if (spinning_) return;
     if (idle < policy_.yield_ns) {
       sched_yield();
       return;
@@ -46,6 +51,8 @@ class IdleWaiter {
  private:
   IdlePolicy policy_;
   int64_t last_work_ns_;  // start of the current idle stretch, -1 right after work
+  bool spinning_ = true;
+  uint32_t calls_ = 0;
 };
 
 }  // namespace amalgam::fabric

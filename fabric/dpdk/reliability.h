@@ -41,6 +41,7 @@ class RetransmitQueue {
   // Records a packet that was just sent. Sequence numbers must increase.
   void Add(uint64_t seq, Packet packet, int64_t now_ns) {
     pending_.emplace(seq, Slot{std::move(packet), now_ns, now_ns + rto_ns_, rto_ns_, false});
+    earliest_ns_ = std::min(earliest_ns_, now_ns + rto_ns_);
   }
 
   // Applies an acknowledgement; returns how many packets it released. Stale or repeated acks
@@ -65,18 +66,24 @@ class RetransmitQueue {
 
   // Calls resend(seq, packet) for every packet whose timer expired and re-arms it with a doubled
   // timeout. Returns how many were resent.
+  // Called on every poll, so it returns at once until the earliest deadline has passed.
   template <typename Fn>
   size_t ResendDue(int64_t now_ns, Fn&& resend) {
+    if (now_ns < earliest_ns_) return 0;
     size_t n = 0;
+    int64_t earliest = INT64_MAX;
     for (auto& [seq, slot] : pending_) {
-      if (slot.deadline_ns > now_ns) continue;
-      resend(seq, slot.packet);
-      slot.retransmitted = true;
-      slot.timeout_ns = std::min(slot.timeout_ns * 2, opt_.max_rto_ns);
-      slot.deadline_ns = now_ns + slot.timeout_ns;
-      ++retransmits_;
-      ++n;
+      if (slot.deadline_ns <= now_ns) {
+        resend(seq, slot.packet);
+        slot.retransmitted = true;
+        slot.timeout_ns = std::min(slot.timeout_ns * 2, opt_.max_rto_ns);
+        slot.deadline_ns = now_ns + slot.timeout_ns;
+        ++retransmits_;
+        ++n;
+      }
+      earliest = std::min(earliest, slot.deadline_ns);
     }
+    earliest_ns_ = earliest;
     return n;
   }
 
@@ -87,7 +94,10 @@ class RetransmitQueue {
     return d;
   }
 
-  void Clear() { pending_.clear(); }
+  void Clear() {
+    pending_.clear();
+    earliest_ns_ = INT64_MAX;
+  }
 
  private:
   struct Slot {
@@ -113,6 +123,8 @@ class RetransmitQueue {
 
   RetransmitOptions opt_;
   std::map<uint64_t, Slot> pending_;
+  // <= every pending deadline (acks only remove slots, so it may be early, never late).
+  int64_t earliest_ns_ = INT64_MAX;
   int64_t rto_ns_;
   int64_t srtt_ns_ = 0;
   int64_t rttvar_ns_ = 0;
