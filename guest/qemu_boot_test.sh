@@ -102,6 +102,7 @@ if ! "$pattern_check" "$disk" 4; then
   echo "FAIL [blk mib=4]: the pattern is not on the disk file"
   failures=$((failures + 1))
 fi
+boot 1 1 "blkbad" 1 "blkbad: ok needs_reset=2 recovered=1" "$pass"
 extra=("${vm[@]}" -drive "id=d0,file=$disk,format=raw,if=none,readonly=on" \
   -device "virtio-blk-device,drive=d0")
 boot 1 1 "blkro" 1 "blkro: ok write=ioerr" "$pass"

@@ -177,3 +177,31 @@ long virtio_submit(struct vdev *d, u32 q, const struct vseg *segs, u32 n) {
   vq->used_seen++;
   return len;
 }
+
+u32 virtio_status(struct vdev *d) { return rd(d, R_STATUS); }
+
+int virtio_submit_raw(struct vdev *d, u32 q, u64 addr, u32 len, u16 flags, u16 next) {
+  struct vq *vq = &d->q[q];
+  volatile u8 *desc = vq->desc;
+  *(volatile u64 *)desc = addr;
+  *(volatile u32 *)(desc + 8) = len;
+  *(volatile u16 *)(desc + 12) = flags;
+  *(volatile u16 *)(desc + 14) = next;
+  vq->avail[2 + vq->avail_idx % vq->size] = 0;
+  barrier();
+  vq->avail_idx++;
+  vq->avail[1] = vq->avail_idx;
+  barrier();
+  wr(d, R_QUEUE_NOTIFY, vq->index);
+  u64 start = rdtsc_();
+  volatile u16 *used_idx = (volatile u16 *)(vq->used + 2);
+  for (;;) {
+    if (rd(d, R_STATUS) & S_NEEDS_RESET) return 1;
+    if (*used_idx != vq->used_seen) {
+      vq->used_seen++;
+      return 0;
+    }
+    if (rdtsc_() - start > POLL_TIMEOUT_CYCLES) return -1;
+    __asm__ volatile("pause");
+  }
+}

@@ -11,12 +11,12 @@
 
 struct vq {
   u16 size;
-  u16 avail_idx;  /* next avail index we publish */
-  u16 used_seen;  /* used entries consumed */
-  u16 index;      /* queue number on the device */
-  volatile u8 *desc;  /* 16-byte descriptors */
+  u16 avail_idx;       /* next avail index we publish */
+  u16 used_seen;       /* used entries consumed */
+  u16 index;           /* queue number on the device */
+  volatile u8 *desc;   /* 16-byte descriptors */
   volatile u16 *avail; /* flags, idx, ring[] */
-  volatile u8 *used;  /* flags, idx, ring[] of {u32 id, u32 len} */
+  volatile u8 *used;   /* flags, idx, ring[] of {u32 id, u32 len} */
 };
 
 struct vdev {
@@ -42,6 +42,11 @@ const char *virtio_open(struct vdev *d, u32 device_id, u64 wanted, u32 nqueues, 
  * or -1 on timeout / device error. */
 long virtio_submit(struct vdev *d, u32 q, const struct vseg *segs, u32 n);
 u64 virtio_offered(struct vdev *d);
+/* Posts descriptor 0 as given (flags/next raw, e.g. a loop), notifies, and waits until the
+ * device either uses it or reports DEVICE_NEEDS_RESET. Returns 1 for needs-reset, 0 for used,
+ * -1 on timeout. For the hostile-guest workload. */
+int virtio_submit_raw(struct vdev *d, u32 q, u64 addr, u32 len, u16 flags, u16 next);
+u32 virtio_status(struct vdev *d);
 u32 virtio_config32(struct vdev *d, u32 offset);
 
 #endif

@@ -161,6 +161,25 @@ int run_blkread(u64 mib) {
   return 1;
 }
 
+/* A guest gone bad: a descriptor that loops onto itself, then one pointing outside RAM. The
+ * device must flag DEVICE_NEEDS_RESET (not hang, not crash the VMM), and after a reset it must
+ * serve a normal request again. */
+int run_blkbad(void) {
+  struct scratch s;
+  struct vdev d;
+  if (!get_scratch("blkbad", &s) || !open_or_fail("blkbad", &d, 2, 0, 1, &s)) return 0;
+  int r = virtio_submit_raw(&d, 0, s.hdr, 16, 1 /* NEXT */, 0 /* itself */);
+  if (r != 1) return fail2("blkbad", "loop not reported as needs-reset, result ", "", (u64)(long)r);
+  if (open_or_fail("blkbad", &d, 2, 0, 1, &s) == 0) return 0;
+  r = virtio_submit_raw(&d, 0, 0xfffffffff000ull, 4096, 0, 0); /* 1 TiB - 4 KiB: not RAM */
+  if (r != 1) return fail2("blkbad", "bad address not reported, result ", "", (u64)(long)r);
+  if (open_or_fail("blkbad", &d, 2, 0, 1, &s) == 0) return 0;
+  int st = blk_request(&d, &s, BLK_T_IN, 0, s.data, 512, 1);
+  if (st != 0) return fail2("blkbad", "read after reset, status ", "", (u64)(long)st);
+  serial_write("blkbad: ok needs_reset=2 recovered=1\n");
+  return 1;
+}
+
 int run_rng(void) {
   struct scratch s;
   struct vdev d;

@@ -1,0 +1,96 @@
+// VirtioDevices: the glue that puts amalgam's virtio devices into a KVM VM: parses the device
+// flags, opens the backends, lays the virtio-mmio windows out in the 32-bit hole
+// (kMmioBase + i * kMmioStride, GSIs from kGsis), produces the kernel command-line words
+// (`virtio_mmio.device=512@0x...:N`, what Linux and the test guest parse) and the ACPI device
+// list, and finally attaches each transport to the MMIO bus with an irqfd as its interrupt.
+// Queue notifications arrive as MMIO writes on the vCPU thread (the transport processes them
+// there).
+//
+// Use: Create (before the boot data is written: errors are user errors) -> KernelCmdline() /
+// AcpiDevices() -> Attach (after the irqchip exists) -> run -> destroy before the Vm.
+// Ownership: owns the transports, devices and irqfds; borrows memory, Vm and bus given to
+// Attach, which must outlive it; the destructor takes the devices off the bus (stop the vCPUs
+// first). Thread-safety: Create/Attach from one thread; the attached
+// devices are thread-safe (one mutex per transport).
+#ifndef AMALGAM_VMM_VIRTIO_DEVICES_VIRTIO_DEVICES_H_
+#define AMALGAM_VMM_VIRTIO_DEVICES_VIRTIO_DEVICES_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "memory/guest_memory.h"
+#include "vcpu/bus.h"
+#include "vcpu/vm.h"
+#include "virtio/mmio.h"
+#include "vmm/acpi/tables.h"
+#include "vmm/devices/byte_sink.h"
+
+namespace amalgam::vmm::virtio_devices {
+
+inline constexpr uint64_t kMmioBase = 0xd0000000;
+inline constexpr uint64_t kMmioStride = 0x1000;
+// IOAPIC pins free on amalgam's board (0/2 PIT, 1 i8042, 4 COM1, 8 RTC, 12 mouse stay clear).
+inline constexpr uint32_t kGsis[] = {5, 6, 7, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23};
+
+struct DiskSpec {
+  std::string path;
+  bool read_only = false;
+};
+
+// `--disk PATH[,ro]`. INVALID_ARGUMENT naming the flag for an empty path or unknown option.
+absl::StatusOr<DiskSpec> ParseDiskFlag(absl::string_view value);
+
+struct VirtioOptions {
+  std::vector<DiskSpec> disks;  // --disk, in order
+  bool rng = false;             // --rng
+  bool console = false;         // --virtio-console
+  // Where virtio-console output goes: the serial port's sink, so both consoles land together.
+  std::shared_ptr<devices::ByteSink> console_out;
+};
+
+struct AttachedDevice {
+  std::string kind;  // "block", "rng", "console"
+  uint64_t base = 0;
+  uint32_t gsi = 0;
+  virtio::MmioTransport* transport = nullptr;  // owned by VirtioDevices
+};
+
+class VirtioDevices {
+ public:
+  // Opens every backend (disk files, /dev/urandom). Errors name the flag and the fix.
+  static absl::StatusOr<std::unique_ptr<VirtioDevices>> Create(const VirtioOptions& options);
+  ~VirtioDevices();
+  VirtioDevices(const VirtioDevices&) = delete;
+  VirtioDevices& operator=(const VirtioDevices&) = delete;
+
+  // Words to append to the guest command line ("" when there are no devices).
+  std::string KernelCmdline() const;
+  // For vmm/acpi's DSDT (edge-triggered: irqfd pulses the line).
+  std::vector<acpi::MmioDevice> AcpiDevices() const;
+  // Creates the transports over `memory`, one irqfd per device on `vm`, and inserts them on
+  // `mmio_bus`. Call once.
+  absl::Status Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vcpu::Bus* mmio_bus);
+
+  const std::vector<AttachedDevice>& devices() const { return attached_; }
+
+ private:
+  struct Pending;
+  class IrqfdLine;
+  VirtioDevices() = default;
+
+  std::vector<std::unique_ptr<virtio::VirtioDevice>> pending_;  // until Attach
+  std::vector<std::string> kinds_;
+  std::vector<std::unique_ptr<IrqfdLine>> irqs_;
+  vcpu::Bus* bus_ = nullptr;  // set by Attach; devices are removed from it on destruction
+  std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
+  std::vector<AttachedDevice> attached_;
+};
+
+}  // namespace amalgam::vmm::virtio_devices
+
+#endif  // AMALGAM_VMM_VIRTIO_DEVICES_VIRTIO_DEVICES_H_
