@@ -63,6 +63,42 @@ TEST_CASE("memif, two processes, MTU 9000: 2000 whole-frame pages arrive intact,
   RunPair(9000, 2000);
 }
 
+TEST_CASE("memif: a restarted peer re-handshakes and gets an intact in-order stream again") {
+  std::string dir = testing::ShortTempDir();
+  std::string sock = dir + "/memif.sock";
+  FrameKey key = FrameKey::Generate();
+  auto srv = testing::ForkNode(
+      [&] { return testing::RunPageStreamer(MemifNode(1, 2, true, sock, 1500, key), 2, 2, 40); });
+  // Node 2, first life: takes 300 pages, says done, and goes away.
+  auto first = testing::ForkNode([&] {
+    auto o = MemifNode(2, 1, false, sock, 1500, key);
+    o.eal.file_prefix += "1";
+    return testing::RunPageReceiver(o, 1, 300, /*any_start=*/true);
+  });
+  NodeReport r1 = testing::WaitNode(first, std::chrono::seconds(30));
+  // Node 2 again, a new process with a new nonce on the same link.
+  auto second = testing::ForkNode([&] {
+    auto o = MemifNode(2, 1, false, sock, 1500, key);
+    o.eal.file_prefix += "2";
+    return testing::RunPageReceiver(o, 1, 300, /*any_start=*/true);
+  });
+  NodeReport r2 = testing::WaitNode(second, std::chrono::seconds(30));
+  NodeReport s = testing::WaitNode(srv, std::chrono::seconds(15));
+  rmdir(dir.c_str());
+  INFO("first: " << r1.error << " second: " << r2.error << " streamer: " << s.error);
+  REQUIRE(r1.ok == 1);
+  REQUIRE(r2.ok == 1);
+  REQUIRE(s.ok == 1);
+  for (const NodeReport* r : {&r1, &r2}) {
+    REQUIRE(r->pages == 300);
+    REQUIRE(r->bad_pages == 0);
+    REQUIRE(r->out_of_order == 0);
+  }
+  REQUIRE(r2.first_page >= r1.first_page + 300);  // the stream went on; nothing replayed
+  REQUIRE(s.connects == 2);
+  REQUIRE(s.disconnects == 1);
+}
+
 TEST_CASE("memif refuses frames larger than its buffers instead of chaining them") {
   DpdkTransportOptions o = MemifNode(1, 2, true, "/tmp/unused.sock", 1500, FrameKey::Generate());
   o.mtu = 4200;

@@ -46,6 +46,8 @@ void Collect(const DpdkTransport& t, NodeReport* r) {
   r->not_for_us = l.not_for_us;
   r->link_frames_received = l.link_frames_received;
   r->reassembled = l.reassembly.completed;
+  r->connects = s.connects;
+  r->disconnects = s.disconnects;
   std::fprintf(stderr, "node %u: %s | %s\n", t.self(), s.ToString().c_str(), l.ToString().c_str());
 }
 
@@ -121,7 +123,8 @@ NodeReport RunPageSender(DpdkTransportOptions options, NodeId peer, uint64_t cou
   return r;
 }
 
-NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t count) {
+NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t count,
+                           bool any_start) {
   NodeReport r;
   auto t = DpdkTransport::Create(std::move(options));
   if (!t.ok()) {
@@ -133,8 +136,8 @@ NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t c
     SetError(&r, "receiver: " + s.ToString());
     return r;
   }
-  uint64_t next = 0;
-  while (next < count) {
+  uint64_t next = 0, got = 0;
+  while (got < count) {
     auto m = (*t)->Receive(absl::Seconds(20));
     if (!m.ok()) {
       SetError(&r, "receiver: after page " + std::to_string(next) + ": " + m.status().ToString());
@@ -146,13 +149,17 @@ NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t c
       continue;
     }
     uint64_t n = m->message().getPageGrant().getPage();
+    if (got++ == 0) {
+      r.first_page = n;
+      if (any_start) next = n;
+    }
     if (n != next) ++r.out_of_order;
     if (!CheckPage(n, m->page().data(), m->page().size())) ++r.bad_pages;
     if (n == next) ++r.pages;
     next = n + 1;
   }
   capnp::MallocMessageBuilder b;
-  b.initRoot<schema::Message>().initPageRequest().setPage(count);
+  b.initRoot<schema::Message>().initPageRequest().setPage(any_start ? ~uint64_t{0} : count);
   s = (*t)->Send(peer, b);
   if (s.ok()) s = (*t)->Flush(absl::Seconds(20));
   if (!s.ok()) {
@@ -160,6 +167,43 @@ NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t c
   } else {
     r.ok = 1;
   }
+  Collect(**t, &r);
+  return r;
+}
+
+NodeReport RunPageStreamer(DpdkTransportOptions options, NodeId peer, int dones, int seconds) {
+  NodeReport r;
+  auto t = DpdkTransport::Create(std::move(options));
+  if (!t.ok()) {
+    SetError(&r, "streamer: " + std::string(t.status().ToString()));
+    return r;
+  }
+  std::vector<uint8_t> page(kPageSize);
+  absl::Time end = absl::Now() + absl::Seconds(seconds);
+  int seen = 0;
+  uint64_t n = 0;
+  while (seen < dones && absl::Now() < end) {
+    FillPage(n, page.data());
+    absl::Status s = SendPage(**t, peer, n, page.data());
+    if (s.ok()) {
+      ++n;
+      ++r.pages;
+    } else if (!absl::IsUnavailable(s)) {
+      SetError(&r, "streamer: " + s.ToString());
+      break;
+    }
+    while (true) {
+      auto m = (*t)->Receive(s.ok() ? absl::ZeroDuration() : absl::Milliseconds(10));
+      if (!m.ok()) break;
+      if (m->type() == schema::Message::PAGE_REQUEST &&
+          m->message().getPageRequest().getPage() == ~uint64_t{0}) {
+        ++seen;
+      }
+    }
+  }
+  if (seen == dones) r.ok = 1;
+  if (!r.ok && r.error[0] == 0) SetError(&r, "streamer: not enough done messages in time");
+  (void)(*t)->Receive(absl::Milliseconds(100));
   Collect(**t, &r);
   return r;
 }

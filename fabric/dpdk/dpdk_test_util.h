@@ -30,6 +30,9 @@ struct NodeReport {
   uint64_t not_for_us = 0;
   uint64_t link_frames_received = 0;
   uint64_t reassembled = 0;
+  uint64_t connects = 0;
+  uint64_t disconnects = 0;
+  uint64_t first_page = 0;  // receiver: page number of the first page it got
 };
 
 // Fills the page for page number `n` with a pattern unique to n; CheckPage verifies all of it.
@@ -42,7 +45,13 @@ bool CheckPage(uint64_t n, const uint8_t* page, size_t size);
 NodeReport RunPageSender(DpdkTransportOptions options, NodeId peer, uint64_t count, int go_fd = -1,
                          int ready_fd = -1);
 // Receiver role: expects pages 0..count-1 from `peer`, in order, intact; then sends "done".
-NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t count);
+// With `any_start`, the first page may have any number (joining a running stream); the rest
+// must follow it consecutively.
+NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t count,
+                           bool any_start = false);
+// Streamer role: sends pages 0, 1, 2, ... to `peer` (waiting out a full window or an absent
+// peer) until a "done" arrives `dones` times or `seconds` pass.
+NodeReport RunPageStreamer(DpdkTransportOptions options, NodeId peer, int dones, int seconds);
 
 struct Child {
   pid_t pid = -1;

@@ -40,7 +40,8 @@ class RetransmitQueue {
 
   // Records a packet that was just sent. Sequence numbers must increase.
   void Add(uint64_t seq, Packet packet, int64_t now_ns) {
-    pending_.emplace(seq, Slot{std::move(packet), now_ns, now_ns + rto_ns_, rto_ns_, false});
+    pending_.emplace(seq,
+                     Slot{std::move(packet), now_ns, now_ns, now_ns + rto_ns_, rto_ns_, false});
     earliest_ns_ = std::min(earliest_ns_, now_ns + rto_ns_);
   }
 
@@ -48,6 +49,7 @@ class RetransmitQueue {
   // are harmless.
   size_t OnAck(uint64_t cumulative, uint64_t sack, int64_t now_ns) {
     size_t released = 0;
+    const bool advanced = cumulative > highest_cumulative_;
     while (!pending_.empty() && pending_.begin()->first <= cumulative) {
       Sample(pending_.begin()->second, now_ns);
       pending_.erase(pending_.begin());
@@ -60,6 +62,24 @@ class RetransmitQueue {
       Sample(it->second, now_ns);
       pending_.erase(it);
       ++released;
+    }
+    if (advanced) {
+      // The peer is making progress: what is still queued behind a long window is late, not
+      // lost. Restart its timers (as TCP does) instead of retransmitting the whole window.
+      highest_cumulative_ = cumulative;
+      for (auto& [seq, slot] : pending_) {
+        slot.deadline_ns = std::max(slot.deadline_ns, now_ns + slot.timeout_ns);
+      }
+    }
+    if (sack != 0) {
+      // Later frames arrived but cumulative + 1 did not: resend it now rather than after a full
+      // RTO, at most once per 2 smoothed RTTs (the ack repeats until the hole is filled).
+      auto hole = pending_.find(cumulative + 1);
+      if (hole != pending_.end() &&
+          now_ns - hole->second.last_sent_ns > std::max<int64_t>(2 * srtt_ns_, kFastRetransmitNs)) {
+        hole->second.deadline_ns = now_ns;
+        earliest_ns_ = std::min(earliest_ns_, now_ns);
+      }
     }
     return released;
   }
@@ -76,6 +96,7 @@ class RetransmitQueue {
       if (slot.deadline_ns <= now_ns) {
         resend(seq, slot.packet);
         slot.retransmitted = true;
+        slot.last_sent_ns = now_ns;
         slot.timeout_ns = std::min(slot.timeout_ns * 2, opt_.max_rto_ns);
         slot.deadline_ns = now_ns + slot.timeout_ns;
         ++retransmits_;
@@ -97,12 +118,15 @@ class RetransmitQueue {
   void Clear() {
     pending_.clear();
     earliest_ns_ = INT64_MAX;
+    highest_cumulative_ = 0;
   }
 
  private:
+  static constexpr int64_t kFastRetransmitNs = 200'000;
   struct Slot {
     Packet packet;
-    int64_t sent_ns;
+    int64_t sent_ns;       // first transmission (RTT samples)
+    int64_t last_sent_ns;  // latest (re)transmission
     int64_t deadline_ns;
     int64_t timeout_ns;
     bool retransmitted;
@@ -125,6 +149,7 @@ class RetransmitQueue {
   std::map<uint64_t, Slot> pending_;
   // <= every pending deadline (acks only remove slots, so it may be early, never late).
   int64_t earliest_ns_ = INT64_MAX;
+  uint64_t highest_cumulative_ = 0;
   int64_t rto_ns_;
   int64_t srtt_ns_ = 0;
   int64_t rttvar_ns_ = 0;

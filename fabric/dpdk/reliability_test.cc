@@ -125,6 +125,28 @@ TEST_CASE("selective acks release only what arrived; the hole is retransmitted")
   REQUIRE(tx.OnAck(3, 0, 300) == 0);
 }
 
+TEST_CASE("progress restarts timers; a SACK hole is resent before its timeout") {
+  RetransmitOptions opt;
+  opt.initial_rto_ns = 5'000'000;
+  opt.min_rto_ns = 5'000'000;
+  RetransmitQueue<int> tx(opt);
+  for (int s = 1; s <= 4; ++s) tx.Add(s, s, 0);
+  // Cumulative progress at 0.1 ms: 2..4 are late, not lost; their timers restart (5.1 ms), so
+  // nothing is due at 5.05 ms although they were sent at 0 with a 5 ms RTO.
+  tx.OnAck(1, 0, 100'000);
+  std::vector<uint64_t> resent;
+  tx.ResendDue(5'050'000, [&](uint64_t s, int) { resent.push_back(s); });
+  REQUIRE(resent.empty());
+  // 3 and 4 arrived, 2 did not: 2 is resent at once, before its timer.
+  tx.OnAck(1, 0b11, 5'080'000);
+  tx.ResendDue(5'080'000, [&](uint64_t s, int) { resent.push_back(s); });
+  REQUIRE(resent == std::vector<uint64_t>{2});
+  // The same ack again right away does not resend it again.
+  tx.OnAck(1, 0b11, 5'080'100);
+  tx.ResendDue(5'080'100, [&](uint64_t s, int) { resent.push_back(s); });
+  REQUIRE(resent.size() == 1);
+}
+
 TEST_CASE("the reorder buffer reports duplicates, holds gaps and bounds its window") {
   ReorderBuffer<int> rx(8);
   using V = ReorderBuffer<int>::Verdict;
