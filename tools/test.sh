@@ -17,7 +17,7 @@ run_pass() {  # name, bazel args...
   local name=$1; shift
   local log="$log_dir/$name.log"
   echo "== test pass: $name (bazel test $* ${targets[*]})"
-  bazel test "$@" -- "${targets[@]}" 2>&1 | tee "$log"
+  bazel test --keep_going "$@" -- "${targets[@]}" 2>&1 | tee "$log"
   local r=${PIPESTATUS[0]}
   # Per-target result lines: "//pkg:target   PASSED in 1.2s" (bazel's own summary is not read).
   local p f
