@@ -92,6 +92,11 @@ class Machine {
   // For tests and embedders: guest memory and the serial port (e.g. to inject input).
   memory::GuestMemory& memory() { return *memory_; }
   devices::Serial16550& serial() { return *serial_; }
+  // For device glue (virtio-mmio windows, irqfds): attach devices after Create, before Start.
+  // The buses are thread-safe; the Vm lives as long as the Machine.
+  vcpu::Vm& vm() { return *vm_; }
+  vcpu::Bus& pio_bus() { return *pio_bus_; }
+  vcpu::Bus& mmio_bus() { return *mmio_bus_; }
 
  private:
   class StopSink;

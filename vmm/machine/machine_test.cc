@@ -64,6 +64,38 @@ TEST_CASE("machine: a guest prints on COM1 and leaves through debug-exit") {
   CHECK(b.vm->Start().code() == absl::StatusCode::kFailedPrecondition);
 }
 
+// A device an embedder attaches between Create and Start: records what the guest wrote.
+class Recorder : public vcpu::BusDevice {
+ public:
+  void Read(uint64_t, absl::Span<uint8_t> data) override {
+    for (auto& b : data) b = 0;
+  }
+  void Write(uint64_t offset, absl::Span<const uint8_t> data) override {
+    absl::MutexLock lock(&mu_);
+    if (!data.empty()) got_.push_back(data[0]);
+  }
+  std::vector<uint8_t> got() {
+    absl::MutexLock lock(&mu_);
+    return got_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<uint8_t> got_;
+};
+
+TEST_CASE("machine: embedders can attach their own devices before Start") {
+  // mov al, 0x5a; out 0x99, al; then debug-exit 0.
+  std::vector<uint8_t> code = {0xb0, 0x5a, 0xe6, 0x99, 0xb0, 0x00, 0xe6, 0xf4, 0xf4};
+  Booted b = Boot(WriteKernel("custom.elf", code));
+  auto rec = std::make_shared<Recorder>();
+  REQUIRE(b.vm->pio_bus().Insert(rec, 0x99, 1).ok());
+  CHECK(b.vm->pio_bus().Insert(rec, 0x3f8, 1).code() == absl::StatusCode::kAlreadyExists);
+  REQUIRE(b.vm->Start().ok());
+  CHECK(b.vm->Wait().kind == ExitKind::kDebugExit);
+  CHECK(rec->got() == std::vector<uint8_t>{0x5a});
+}
+
 TEST_CASE("machine: APs waiting for SIPI do not keep a stopped VM alive") {
   Booted b = Boot(WriteKernel("smp.elf", loader::SerialThenExitCode("x", 0)), 2);
   REQUIRE(b.vm->Start().ok());
