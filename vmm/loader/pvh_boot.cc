@@ -40,7 +40,8 @@ std::vector<HvmMemmapEntry> BuildMemmap(const memory::GuestMemory& memory) {
   return out;
 }
 
-absl::StatusOr<uint64_t> WritePvhBootInfo(memory::GuestMemory& memory, const std::string& cmdline) {
+absl::StatusOr<uint64_t> WritePvhBootInfo(memory::GuestMemory& memory, const std::string& cmdline,
+                                          const PvhBootExtras& extras) {
   if (cmdline.size() > kCmdlineMax) {
     return absl::InvalidArgumentError(
         absl::StrFormat("--cmdline is %u bytes; the limit is %u", cmdline.size(), kCmdlineMax));
@@ -71,7 +72,9 @@ absl::StatusOr<uint64_t> WritePvhBootInfo(memory::GuestMemory& memory, const std
   info.magic = kHvmStartMagic;
   info.version = 1;
   info.cmdline_paddr = kCmdlineAddr;
-  info.rsdp_paddr = 0;  // no ACPI tables yet
+  info.rsdp_paddr = extras.rsdp_paddr;
+  info.modlist_paddr = extras.modlist_paddr;
+  info.nr_modules = extras.nr_modules;
   info.memmap_paddr = kMemmapAddr;
   info.memmap_entries = static_cast<uint32_t>(memmap.size());
   s = memory.WriteObj(memory::GuestAddress(kStartInfoAddr), info);

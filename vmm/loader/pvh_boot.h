@@ -62,9 +62,18 @@ absl::Status CheckBootDataClear(const PvhImage& image);
 // RAM entries for every region (minus the legacy hole, which becomes a reserved entry), sorted.
 std::vector<HvmMemmapEntry> BuildMemmap(const memory::GuestMemory& memory);
 
+// What other loaders add to the start info: ACPI tables (vmm/acpi) and an initrd module list
+// (vmm/linux LoadPvhInitrd). Zero = absent.
+struct PvhBootExtras {
+  uint64_t rsdp_paddr = 0;
+  uint64_t modlist_paddr = 0;
+  uint32_t nr_modules = 0;
+};
+
 // Writes the command line, the memory map and the start info. Returns the start info's address
 // (for EBX). INVALID_ARGUMENT when the command line is too long ("--cmdline is N bytes; ...").
-absl::StatusOr<uint64_t> WritePvhBootInfo(memory::GuestMemory& memory, const std::string& cmdline);
+absl::StatusOr<uint64_t> WritePvhBootInfo(memory::GuestMemory& memory, const std::string& cmdline,
+                                          const PvhBootExtras& extras = {});
 
 }  // namespace amalgam::vmm::loader
 

@@ -52,6 +52,18 @@ TEST_CASE("pvh boot: start info, memmap and cmdline land where the start info sa
   CHECK(last->addr + last->size == 32 << 20);
 }
 
+TEST_CASE("pvh boot: ACPI and module-list addresses pass through to the start info") {
+  auto mem = GuestMemory::Create(GuestMemory::X86Layout(8 << 20));
+  REQUIRE(mem.ok());
+  auto at = WritePvhBootInfo(**mem, "", {0xe0000, 0x5000, 1});
+  REQUIRE(at.ok());
+  auto info = (*mem)->ReadObj<HvmStartInfo>(GuestAddress(*at));
+  REQUIRE(info.ok());
+  CHECK(info->rsdp_paddr == 0xe0000);
+  CHECK(info->modlist_paddr == 0x5000);
+  CHECK(info->nr_modules == 1);
+}
+
 TEST_CASE("pvh boot: a too-long cmdline is one clear error") {
   auto mem = GuestMemory::Create(GuestMemory::X86Layout(4 << 20));
   REQUIRE(mem.ok());
