@@ -17,7 +17,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "bench/fabric_tcp_bench/raw_tcp_pingpong.h"
+#include "fabric/rpc_channel.h"
 #include "fabric/tcp_transport.h"
 
 ABSL_FLAG(int, rtt_n, 20000, "round trips (one fetch in flight) per run");
@@ -116,7 +118,8 @@ Summary RunRaw(const std::vector<uint8_t>& store) {
 }
 
 // The amalgam side: node 1 serves PageRequests with PageGrant + page, node 0 fetches.
-int AmalgamServe(const fabric::FrameKey& key, const std::vector<uint8_t>& store, int port_fd) {
+int AmalgamServe(const fabric::FrameKey& key, const std::vector<uint8_t>& store, int port_fd,
+                 bool rpc) {
   fabric::TcpTransportOptions o;
   o.self = 1;
   o.cluster_key = key;
@@ -125,6 +128,31 @@ int AmalgamServe(const fabric::FrameKey& key, const std::vector<uint8_t>& store,
   if (!t.ok()) return 1;
   int port = (*t)->listen_port();
   if (::write(port_fd, &port, sizeof(port)) != sizeof(port)) return 1;
+  if (rpc) {
+    // RpcChannel server: PageRequest -> PageGrant + page (borrowed from the store).
+    fabric::RpcChannel channel(t->get());
+    absl::Notification leave;
+    channel.Handle(fabric::schema::Message::PAGE_REQUEST,
+                   [&](const fabric::ReceivedMessage& m) -> absl::StatusOr<fabric::RpcReply> {
+                     auto req = m.message().getPageRequest();
+                     fabric::RpcReply reply;
+                     reply.message = std::make_unique<capnp::MallocMessageBuilder>();
+                     auto g = reply.message->initRoot<fabric::schema::Message>().initPageGrant();
+                     g.setPage(req.getPage());
+                     g.setReqId(req.getReqId());
+                     g.setState(fabric::schema::PageState::SHARED);
+                     g.setHasData(true);
+                     reply.borrowed_page = absl::Span<const uint8_t>(
+                         store.data() + (req.getPage() % kPages) * fabric::kPageSize,
+                         fabric::kPageSize);
+                     return reply;
+                   });
+    channel.SetOneWayHandler([&](fabric::ReceivedMessage) { leave.Notify(); });
+    leave.WaitForNotificationWithTimeout(absl::Minutes(10));
+    channel.Stop();
+    (*t)->Close();
+    return 0;
+  }
   for (;;) {
     auto m = (*t)->Receive(absl::Seconds(30));
     if (!m.ok()) return 1;
@@ -145,10 +173,58 @@ int AmalgamServe(const fabric::FrameKey& key, const std::vector<uint8_t>& store,
   return 0;
 }
 
+// Page fetches through RpcChannel::Call (what the directory uses): one in flight, RTT only.
+Summary RunAmalgamRpc(const std::vector<uint8_t>& store) {
+  fabric::FrameKey key = fabric::FrameKey::Generate();
+  int port = -1;
+  pid_t pid = Spawn([&](int fd) { return AmalgamServe(key, store, fd, /*rpc=*/true); }, &port);
+  Summary s;
+  s.name = "amalgam_tcp_rpc (RpcChannel)";
+  auto fail = [&](const std::string& why) {
+    s.ok = false;
+    s.error = why;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return s;
+  };
+  if (port <= 0) return fail("server did not start");
+  fabric::TcpTransportOptions o;
+  o.self = 0;
+  o.cluster_key = key;
+  o.peers = {{1, absl::StrCat("127.0.0.1:", port)}};
+  auto t = fabric::TcpTransport::Create(o);
+  if (!t.ok() || !(*t)->WaitForPeer(1, absl::Seconds(20)).ok()) return fail("no link");
+  std::vector<double> us;
+  uint64_t bad = 0;
+  {
+    fabric::RpcChannel channel(t->get());
+    for (int i = 0; i < absl::GetFlag(FLAGS_rtt_n); ++i) {
+      capnp::MallocMessageBuilder b;
+      auto r = b.initRoot<fabric::schema::Message>().initPageRequest();
+      r.setPage(i);
+      r.setReqId(i);
+      double t0 = NowUs();
+      auto m = channel.Call(1, b, absl::Seconds(10));
+      if (!m.ok()) return fail("rpc: " + m.status().ToString());
+      us.push_back(NowUs() - t0);
+      if (m->page().size() != fabric::kPageSize ||
+          std::memcmp(m->page().data(), store.data() + (i % kPages) * fabric::kPageSize,
+                      fabric::kPageSize) != 0) {
+        ++bad;
+      }
+    }
+  }
+  capnp::MallocMessageBuilder leave;
+  leave.initRoot<fabric::schema::Message>().initLeave().setNodeId(0);
+  (void)(*t)->Send(1, leave);
+  ::waitpid(pid, nullptr, 0);
+  return Summarize(s.name, us, 0, 0, bad);
+}
+
 Summary RunAmalgam(const std::vector<uint8_t>& store) {
   fabric::FrameKey key = fabric::FrameKey::Generate();
   int port = -1;
-  pid_t pid = Spawn([&](int fd) { return AmalgamServe(key, store, fd); }, &port);
+  pid_t pid = Spawn([&](int fd) { return AmalgamServe(key, store, fd, /*rpc=*/false); }, &port);
   Summary s;
   s.name = "amalgam_tcp (fabric)";
   auto fail = [&](const std::string& why) {
@@ -233,12 +309,15 @@ int main(int argc, char** argv) {
       "receive; rtt_n=%d, %.1f s x window %d, %d runs each (interleaved)\n",
       absl::GetFlag(FLAGS_rtt_n), absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_window),
       absl::GetFlag(FLAGS_runs));
-  std::vector<double> raw_p50, raw_p99, raw_bw, am_p50, am_p99, am_bw;
+  std::vector<double> raw_p50, raw_p99, raw_bw, am_p50, am_p99, am_bw, rpc_p50;
   for (int run = 0; run < absl::GetFlag(FLAGS_runs); ++run) {
     Summary raw = RunRaw(store);
     Print(raw);
     Summary am = RunAmalgam(store);
     Print(am);
+    Summary rpc = RunAmalgamRpc(store);
+    Print(rpc);
+    if (rpc.ok) rpc_p50.push_back(rpc.p50);
     if (raw.ok) {
       raw_p50.push_back(raw.p50);
       raw_p99.push_back(raw.p99);
@@ -262,5 +341,8 @@ int main(int argc, char** argv) {
   std::printf("ratio amalgam/raw: rtt p50 %.2fx, rtt p99 %.2fx, pages/s %.2fx\n",
               Median(am_p50) / Median(raw_p50), Median(am_p99) / Median(raw_p99),
               Median(am_bw) / Median(raw_bw));
+  if (!rpc_p50.empty()) {
+    std::printf("ratio amalgam RpcChannel/raw: rtt p50 %.2fx\n", Median(rpc_p50) / Median(raw_p50));
+  }
   return 0;
 }
