@@ -354,8 +354,8 @@ absl::StatusOr<ReceivedMessage> TcpTransport::Impl::Receive(absl::Duration timeo
       return absl::DeadlineExceededError("no fabric message within the timeout");
     }
     if (!poll_mu.TryLock()) {
-      Kick();  // the background thread (or another receiver) is in epoll_wait: wake it
-      if (!poll_mu.LockWhenWithTimeout(absl::Condition::kTrue, left)) continue;
+      Kick();          // the background thread (or another receiver) is in epoll_wait: wake it
+      poll_mu.Lock();  // held for at most one epoll timeout (<= 100 ms), and it was kicked
     }
     if (!stop.load()) {
       int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 100));
