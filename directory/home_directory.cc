@@ -156,9 +156,9 @@ absl::Status HomeDirectory::OnMessage(const Message& m, std::vector<Action>* out
         "%s: page %u is homed at node %u, not here (node %u)", ToString(m), m.page, *home, self_));
   }
   if (m.from >= homes_->num_nodes()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s comes from node %u but the cluster has %u nodes", ToString(m), m.from,
-        homes_->num_nodes()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s comes from node %u but the cluster has %u nodes", ToString(m), m.from,
+                        homes_->num_nodes()));
   }
   static const Entry kIdle;
   auto it = entries_.find(m.page);

@@ -19,9 +19,8 @@ absl::StatusOr<StaticPartitionHomeMap> StaticPartitionHomeMap::Create(std::vecto
   for (size_t i = 0; i < ranges.size(); ++i) {
     const Range& r = ranges[i];
     if (r.count == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("range at page %u has count 0; give every range at least one page",
-                          r.first));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "range at page %u has count 0; give every range at least one page", r.first));
     }
     if (r.first + r.count < r.first) {
       return absl::InvalidArgumentError(

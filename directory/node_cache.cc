@@ -10,9 +10,7 @@ namespace amalgam::directory {
 
 namespace {
 #ifdef AMALGAM_DIRECTORY_FAULT_INJECTION
-bool CopyOutBeforeProtect() {
-  return InjectedBugForTest() == InjectedBug::kCopyOutBeforeProtect;
-}
+bool CopyOutBeforeProtect() { return InjectedBugForTest() == InjectedBug::kCopyOutBeforeProtect; }
 #else
 constexpr bool CopyOutBeforeProtect() { return false; }
 #endif
@@ -225,9 +223,9 @@ absl::Status NodeCache::OnGrant(const Message& m, Entry* e, std::vector<Action>*
 
 absl::Status NodeCache::CheckRecall(const Message& m, const Entry& e) const {
   if (e.has_deferred) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "node %u got %s while a recall of page %u is already deferred", self_, ToString(m),
-        m.page));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("node %u got %s while a recall of page %u is already deferred", self_,
+                        ToString(m), m.page));
   }
   if (m.type == MessageType::kInvalidate && e.state == NodePageState::kModified) {
     return absl::FailedPreconditionError(absl::StrFormat(

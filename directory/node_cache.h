@@ -72,10 +72,10 @@ class NodeCache {
  private:
   struct Entry {
     NodePageState state = NodePageState::kInvalid;
-    uint64_t req_id = 0;      // of the outstanding request, in the transient states
-    bool held = false;        // granted, ReleaseHold not yet called
+    uint64_t req_id = 0;  // of the outstanding request, in the transient states
+    bool held = false;    // granted, ReleaseHold not yet called
     bool has_deferred = false;
-    Message deferred;         // a recall that arrived while held
+    Message deferred;  // a recall that arrived while held
   };
   absl::Status CheckFromHome(const Message& m, NodeId* home) const;
   absl::Status CheckRecall(const Message& m, const Entry& e) const;

@@ -191,9 +191,9 @@ TEST_CASE("a recall arriving while the page is held waits for ReleaseHold") {
 TEST_CASE("bad input to a node cache is an error and leaves the state unchanged") {
   NodeCache c(3, &Homes());
   std::vector<Action> out;
-  REQUIRE(c.OnFault(2, Access::kRead, &out).ok());  // page 2: IS, req 1
-  REQUIRE(c.OnFault(4, Access::kWrite, &out).ok());  // page 4: IM, req 2
-  REQUIRE(c.OnFault(6, Access::kWrite, &out).ok());  // page 6: IM, req 3
+  REQUIRE(c.OnFault(2, Access::kRead, &out).ok());    // page 2: IS, req 1
+  REQUIRE(c.OnFault(4, Access::kWrite, &out).ok());   // page 4: IM, req 2
+  REQUIRE(c.OnFault(6, Access::kWrite, &out).ok());   // page 6: IM, req 3
   Ok(c, Grant(3, 6, 3, PageState::kModified, true));  // page 6: M (held)
   REQUIRE(c.ReleaseHold(6, &out).ok());
 
@@ -204,16 +204,13 @@ TEST_CASE("bad input to a node cache is an error and leaves the state unchanged"
     Rejected(c, Grant(3, 2, 2, PageState::kShared, true), absl::StatusCode::kFailedPrecondition);
   }
   SECTION("duplicate grant") {
-    Rejected(c, Grant(3, 6, 3, PageState::kModified, true),
-             absl::StatusCode::kFailedPrecondition);
+    Rejected(c, Grant(3, 6, 3, PageState::kModified, true), absl::StatusCode::kFailedPrecondition);
   }
   SECTION("grant of the wrong state") {
-    Rejected(c, Grant(3, 2, 1, PageState::kModified, true),
-             absl::StatusCode::kFailedPrecondition);
+    Rejected(c, Grant(3, 2, 1, PageState::kModified, true), absl::StatusCode::kFailedPrecondition);
   }
   SECTION("grant for a miss without data or zero-fill") {
-    Rejected(c, Grant(3, 4, 2, PageState::kModified, false),
-             absl::StatusCode::kFailedPrecondition);
+    Rejected(c, Grant(3, 4, 2, PageState::kModified, false), absl::StatusCode::kFailedPrecondition);
   }
   SECTION("grant with both data and zero-fill") {
     Rejected(c, Grant(3, 4, 2, PageState::kModified, true, true),
@@ -231,8 +228,7 @@ TEST_CASE("bad input to a node cache is an error and leaves the state unchanged"
     Rejected(c, Grant(3, 100, 1, PageState::kShared, true), absl::StatusCode::kNotFound);
   }
   SECTION("invalidate sent to the owner") {
-    Rejected(c, FromHome(MessageType::kInvalidate, 3, 6, 4),
-             absl::StatusCode::kFailedPrecondition);
+    Rejected(c, FromHome(MessageType::kInvalidate, 3, 6, 4), absl::StatusCode::kFailedPrecondition);
   }
   SECTION("home message sent to a cache") {
     Message m = FromHome(MessageType::kInvalidateAck, 3, 2, 1);

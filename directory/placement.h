@@ -17,8 +17,8 @@
 namespace amalgam::directory {
 
 struct RemoteFault {
-  uint32_t vcpu = 0;       // guest vCPU index (APIC id order)
-  NodeId node = 0;         // where the vCPU runs now
+  uint32_t vcpu = 0;  // guest vCPU index (APIC id order)
+  NodeId node = 0;    // where the vCPU runs now
   PageNumber page = 0;
   Access access = Access::kRead;
   NodeId holder = kNoNode;  // the node holding the valid copy (owner), kNoNode if only the home
@@ -48,10 +48,10 @@ class PlacementPolicy {
 class CostModelPolicy : public PlacementPolicy {
  public:
   struct Options {
-    uint32_t migrate_after_writes = 8;   // write faults towards one node before moving the vCPU
-    uint32_t pingpong_switches = 4;      // writer changes (across nodes) that mark ping-pong
-    uint32_t migrate_cooldown = 64;      // faults of a vCPU after its migration before another
-    uint32_t decay_every = 64;           // faults between halvings of a history's counters
+    uint32_t migrate_after_writes = 8;  // write faults towards one node before moving the vCPU
+    uint32_t pingpong_switches = 4;     // writer changes (across nodes) that mark ping-pong
+    uint32_t migrate_cooldown = 64;     // faults of a vCPU after its migration before another
+    uint32_t decay_every = 64;          // faults between halvings of a history's counters
   };
   CostModelPolicy() : CostModelPolicy(Options{}) {}
   explicit CostModelPolicy(Options options) : options_(options) {}

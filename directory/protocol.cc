@@ -76,8 +76,8 @@ const char* ToString(ActionType t) {
 }
 
 std::string ToString(const Message& m) {
-  std::string s = absl::StrFormat("%s %u->%u page=%u req=%u", ToString(m.type), m.from, m.to,
-                                  m.page, m.req_id);
+  std::string s =
+      absl::StrFormat("%s %u->%u page=%u req=%u", ToString(m.type), m.from, m.to, m.page, m.req_id);
   switch (m.type) {
     case MessageType::kPageRequest:
       absl::StrAppend(&s, " ", ToString(m.access), m.have_copy ? " have_copy" : "");

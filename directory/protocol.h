@@ -45,13 +45,13 @@ struct Message {
   // Names one directory transaction: chosen by the requester, echoed by everything the home
   // sends for that request and by the replies to those. 0 on an eviction writeback.
   uint64_t req_id = 0;
-  Access access = Access::kRead;         // kPageRequest
-  bool have_copy = false;                // kPageRequest: requester still holds a Shared copy
+  Access access = Access::kRead;          // kPageRequest
+  bool have_copy = false;                 // kPageRequest: requester still holds a Shared copy
   PageState state = PageState::kInvalid;  // kPageGrant: granted; kWriteback: what sender keeps
-  bool zero_fill = false;                // kPageGrant: never written, install zeros, no payload
-  bool has_data = false;                 // kPageGrant, kWriteback: a 4 KiB payload travels along
-  bool drop = false;                     // kDowngrade: hand-over, the owner ends Invalid
-  NodeId requester = kNoNode;            // kPageRequest, kInvalidate: who asked
+  bool zero_fill = false;                 // kPageGrant: never written, install zeros, no payload
+  bool has_data = false;                  // kPageGrant, kWriteback: a 4 KiB payload travels along
+  bool drop = false;                      // kDowngrade: hand-over, the owner ends Invalid
+  NodeId requester = kNoNode;             // kPageRequest, kInvalidate: who asked
 
   bool operator==(const Message& o) const;
   bool operator!=(const Message& o) const { return !(*this == o); }
@@ -69,10 +69,10 @@ enum class ActionType : uint8_t {
   // UFFDIO_COPY the payload of the message being handled (or a zero page when zero_fill) into
   // the page; with UFFDIO_COPY_MODE_WP unless `writable`. Use DONTWAKE: kWakeVcpus follows.
   kInstallPage,
-  kMakeWritable,   // UFFDIO_WRITEPROTECT with mode 0 (clear protection).
-  kWriteProtect,   // UFFDIO_WRITEPROTECT with MODE_WP: later guest writes fault.
-  kDropPage,       // MADV_REMOVE (memfd) / MADV_DONTNEED (anonymous): later accesses fault.
-  kWakeVcpus,      // UFFDIO_WAKE on the page: vCPUs blocked on it retry their access.
+  kMakeWritable,  // UFFDIO_WRITEPROTECT with mode 0 (clear protection).
+  kWriteProtect,  // UFFDIO_WRITEPROTECT with MODE_WP: later guest writes fault.
+  kDropPage,      // MADV_REMOVE (memfd) / MADV_DONTNEED (anonymous): later accesses fault.
+  kWakeVcpus,     // UFFDIO_WAKE on the page: vCPUs blocked on it retry their access.
   // Home only: store the payload of the kWriteback being handled as the home's backing copy.
   kStoreHomeCopy,
 };

@@ -59,12 +59,12 @@ struct NodeModel {
   absl::InlinedVector<uint8_t, 8> mapping;
   absl::InlinedVector<uint32_t, 8> local;      // guest page content (meaningful when mapped)
   absl::InlinedVector<uint32_t, 8> home_copy;  // home's backing copy (pages homed here)
-  std::vector<Action> actions;      // the handler's current action list
+  std::vector<Action> actions;                 // the handler's current action list
   uint32_t next_action = 0;
-  uint32_t payload = 0;             // of the message being handled
-  uint32_t outgoing = 0;            // filled by kCopyOut for the next kWriteback
+  uint32_t payload = 0;   // of the message being handled
+  uint32_t outgoing = 0;  // filled by kCopyOut for the next kWriteback
   bool copied_out = false;
-  std::vector<Fault> faults;        // uffd fault messages not yet read by the handler
+  std::vector<Fault> faults;  // uffd fault messages not yet read by the handler
   Vcpu vcpu = Vcpu::kIdle;
   uint32_t op_page = 0;
   Access op_access = Access::kRead;
@@ -128,8 +128,8 @@ class Model {
         // other message for the page can be in flight to this node while it is deferred).
         for (uint32_t p = 0; p < c_.pages; ++p) {
           if (nm.cache.IsHeld(p) && !(nm.vcpu == Vcpu::kWoken && nm.op_page == p)) {
-            steps->push_back({StepKind::kReleaseHold, static_cast<uint8_t>(n),
-                              static_cast<uint8_t>(p), 0});
+            steps->push_back(
+                {StepKind::kReleaseHold, static_cast<uint8_t>(n), static_cast<uint8_t>(p), 0});
             return;
           }
         }
@@ -219,6 +219,10 @@ class Model {
         if (what) {
           desc = absl::StrFormat("deliver %s%s", ToString(e.msg),
                                  e.msg.has_data ? absl::StrFormat(" value=%d", e.payload) : "");
+          if (st.ok() && !for_home && nm.next_action >= nm.actions.size() &&
+              nm.cache.IsHeld(e.msg.page)) {
+            absl::StrAppend(&desc, " (deferred: page held)");
+          }
         }
         return Handle(nm, st, e.payload, std::move(desc), what);
       }
@@ -289,8 +293,8 @@ class Model {
           return absl::StrFormat(
               "at rest, page%d's home says %s (owner %d, sharers %#x) but node%d is %s with "
               "mapping %d",
-              p, ToString(v.state), v.owner == kNoNode ? -1 : static_cast<int>(v.owner),
-              v.sharers, n, ToString(s), m);
+              p, ToString(v.state), v.owner == kNoNode ? -1 : static_cast<int>(v.owner), v.sharers,
+              n, ToString(s), m);
         }
       }
       if (v.state != PageState::kModified && h.home_copy[p] != w.last_write[p]) {
@@ -345,17 +349,17 @@ class Model {
 
  private:
   static void EncodeMessage(const Message& m, std::string* buf) {
-    uint64_t x[4] = {static_cast<uint64_t>(m.type) | uint64_t{m.from} << 8 |
-                         uint64_t{m.to} << 16 | static_cast<uint64_t>(m.access) << 24 |
-                         uint64_t{m.have_copy} << 32 | static_cast<uint64_t>(m.state) << 40 |
-                         uint64_t{m.zero_fill} << 48 | uint64_t{m.has_data} << 56,
+    uint64_t x[4] = {static_cast<uint64_t>(m.type) | uint64_t{m.from} << 8 | uint64_t{m.to} << 16 |
+                         static_cast<uint64_t>(m.access) << 24 | uint64_t{m.have_copy} << 32 |
+                         static_cast<uint64_t>(m.state) << 40 | uint64_t{m.zero_fill} << 48 |
+                         uint64_t{m.has_data} << 56,
                      m.page, m.req_id, uint64_t{m.drop} | uint64_t{m.requester} << 8};
     buf->append(reinterpret_cast<const char*>(x), sizeof(x));
   }
   static void EncodeAction(const Action& a, std::string* buf) {
-    uint64_t x[2] = {static_cast<uint64_t>(a.type) | uint64_t{a.writable} << 8 |
-                         uint64_t{a.zero_fill} << 16,
-                     a.page};
+    uint64_t x[2] = {
+        static_cast<uint64_t>(a.type) | uint64_t{a.writable} << 8 | uint64_t{a.zero_fill} << 16,
+        a.page};
     buf->append(reinterpret_cast<const char*>(x), sizeof(x));
     if (a.type == ActionType::kSend) EncodeMessage(a.message, buf);
   }
@@ -574,8 +578,8 @@ CheckResult RandomWalks(const ModelConfig& config, uint64_t seed, uint32_t walks
   std::vector<Step> steps;
   // Every step consumes an op, an eviction, a message, a fault or an action, and each op causes
   // a bounded amount of those; a walk longer than this is a livelock.
-  const uint64_t bound = 1000ull * config.nodes *
-                         (config.ops_per_node + config.evictions_per_node + 1) * config.nodes;
+  const uint64_t bound =
+      1000ull * config.nodes * (config.ops_per_node + config.evictions_per_node + 1) * config.nodes;
   for (uint32_t walk = 0; walk < walks && r.ok; ++walk) {
     World w = model.Initial();
     std::vector<Step> path;

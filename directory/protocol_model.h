@@ -19,9 +19,9 @@ namespace amalgam::directory {
 
 struct ModelConfig {
   uint32_t nodes = 3;
-  uint32_t pages = 2;                // homed round-robin: page p at node p % nodes
-  uint32_t ops_per_node = 2;         // each op: a read or a write of any page (all choices)
-  uint32_t evictions_per_node = 0;   // voluntary evictions a node may do at any time
+  uint32_t pages = 2;                 // homed round-robin: page p at node p % nodes
+  uint32_t ops_per_node = 2;          // each op: a read or a write of any page (all choices)
+  uint32_t evictions_per_node = 0;    // voluntary evictions a node may do at any time
   uint64_t max_states = 200'000'000;  // exhaustive search gives up (truncated) beyond this
   // Partial-order reduction: a handler action that is invisible to every checked property and
   // independent of every other enabled step (Send, StoreHomeCopy, WakeVcpus, and CopyOut while
@@ -39,7 +39,7 @@ struct CheckResult {
   uint64_t states = 0;             // distinct states explored
   uint64_t transitions = 0;
   uint64_t terminal_states = 0;
-  uint64_t reads_checked = 0;      // completed reads compared with the ghost last write
+  uint64_t reads_checked = 0;  // completed reads compared with the ghost last write
   uint32_t max_depth = 0;
 };
 

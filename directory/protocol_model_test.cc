@@ -26,8 +26,8 @@ ModelConfig Config(uint32_t nodes, uint32_t pages, uint32_t ops, uint32_t evicti
 CheckResult Explore(const ModelConfig& c) {
   CheckResult r = ExploreAll(c);
   std::printf("[exhaustive%s] %u nodes x %u pages x %u ops/node, %u evictions/node: %s",
-              c.reduce_invisible_steps ? "" : ", no reduction", c.nodes, c.pages,
-              c.ops_per_node, c.evictions_per_node, Summarize(r).c_str());
+              c.reduce_invisible_steps ? "" : ", no reduction", c.nodes, c.pages, c.ops_per_node,
+              c.evictions_per_node, Summarize(r).c_str());
   std::fflush(stdout);
   return r;
 }
@@ -40,8 +40,7 @@ void RequireCoherent(const CheckResult& r) {
   CHECK(r.terminal_states > 0);
 }
 
-TEST_CASE("every interleaving of 3 nodes x 2 pages x 2 ops each keeps memory coherent",
-          "[big]") {
+TEST_CASE("every interleaving of 3 nodes x 2 pages x 2 ops each keeps memory coherent", "[big]") {
   // Each op is any of {read, write} x {page 0, page 1}, so this also covers every program.
   // About 10.6 million states: the plain suite runs it, the sanitizer build runs the two
   // largest sub-configurations instead (see BUILD).
@@ -77,8 +76,8 @@ TEST_CASE("the partial-order reduction agrees with the full interleaving search"
 TEST_CASE("long random runs with many nodes and pages keep memory coherent") {
   ModelConfig c = Config(8, 32, kSanitized ? 40 : 100, 8);
   CheckResult r = RandomWalks(c, /*seed=*/20261125, kSanitized ? 20 : 100);
-  std::printf("[random] %u nodes x %u pages x %u ops/node, %u evictions/node: %s", c.nodes,
-              c.pages, c.ops_per_node, c.evictions_per_node, Summarize(r).c_str());
+  std::printf("[random] %u nodes x %u pages x %u ops/node, %u evictions/node: %s", c.nodes, c.pages,
+              c.ops_per_node, c.evictions_per_node, Summarize(r).c_str());
   INFO(Summarize(r));
   CHECK(r.ok);
   CHECK(r.reads_checked > 1000);

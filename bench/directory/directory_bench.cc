@@ -72,10 +72,10 @@ struct Cluster {
       if (!wire.empty()) {
         Message m = wire.front();
         wire.pop_front();
-        bool home = m.type == MessageType::kPageRequest ||
-                    m.type == MessageType::kInvalidateAck || m.type == MessageType::kWriteback;
-        absl::Status s = home ? dirs[m.to].OnMessage(m, &actions)
-                              : caches[m.to].OnMessage(m, &actions);
+        bool home = m.type == MessageType::kPageRequest || m.type == MessageType::kInvalidateAck ||
+                    m.type == MessageType::kWriteback;
+        absl::Status s =
+            home ? dirs[m.to].OnMessage(m, &actions) : caches[m.to].OnMessage(m, &actions);
         ++calls;
         errors += !s.ok();
         Perform(m.to);
@@ -151,15 +151,16 @@ int Main() {
   auto t3 = std::chrono::steady_clock::now();
   double map_s = Seconds(t2, t3);
 
-  std::printf("directory_bench: %u nodes, %u pages (%u hot), %zu ops (70%% read, 25%% write, "
-              "5%% evict)\n",
-              kNodes, kPages, kHotPages, ops.size());
-  std::printf("  directory: %.0f workload ops/s (%.1f ns/op), %llu hits, %llu directory calls "
-              "(%.0f calls/s, %.1f ns/call), errors %llu\n",
-              ops.size() / dir_s, dir_s * 1e9 / ops.size(),
-              static_cast<unsigned long long>(cluster.hits),
-              static_cast<unsigned long long>(cluster.calls), cluster.calls / dir_s,
-              dir_s * 1e9 / cluster.calls, static_cast<unsigned long long>(cluster.errors));
+  std::printf(
+      "directory_bench: %u nodes, %u pages (%u hot), %zu ops (70%% read, 25%% write, "
+      "5%% evict)\n",
+      kNodes, kPages, kHotPages, ops.size());
+  std::printf(
+      "  directory: %.0f workload ops/s (%.1f ns/op), %llu hits, %llu directory calls "
+      "(%.0f calls/s, %.1f ns/call), errors %llu\n",
+      ops.size() / dir_s, dir_s * 1e9 / ops.size(), static_cast<unsigned long long>(cluster.hits),
+      static_cast<unsigned long long>(cluster.calls), cluster.calls / dir_s,
+      dir_s * 1e9 / cluster.calls, static_cast<unsigned long long>(cluster.errors));
   std::printf("  baseline std::unordered_map lookup: %.0f ops/s (%.1f ns/op) [checksum %llu]\n",
               ops.size() / map_s, map_s * 1e9 / ops.size(), static_cast<unsigned long long>(sum));
   std::printf("  ratio: a workload op costs %.1fx a hash-map lookup; a directory call %.1fx\n",
