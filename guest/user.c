@@ -308,6 +308,8 @@ void user_main(u32 cpu) {
     ok = run_blkread(a.mib_given ? a.mib : 0);
   } else if (word_is(name, name_len, "blkbad")) {
     ok = run_blkbad();
+  } else if (word_is(name, name_len, "net")) {
+    ok = run_net();
   } else if (word_is(name, name_len, "rng")) {
     ok = run_rng();
   } else if (word_is(name, name_len, "console")) {

@@ -146,36 +146,46 @@ const char *virtio_open(struct vdev *d, u32 device_id, u64 wanted, u32 nqueues, 
   return 0;
 }
 
-long virtio_submit(struct vdev *d, u32 q, const struct vseg *segs, u32 n) {
+void virtio_post(struct vdev *d, u32 q, const struct vseg *segs, u32 n, u16 first) {
   struct vq *vq = &d->q[q];
-  if (n == 0 || n > vq->size) return -1;
-  /* One request in flight: the chain always starts at descriptor 0. */
   for (u32 i = 0; i < n; i++) {
-    volatile u8 *desc = vq->desc + 16 * i;
+    volatile u8 *desc = vq->desc + 16 * ((first + i) % vq->size);
     *(volatile u64 *)desc = segs[i].addr;
     *(volatile u32 *)(desc + 8) = segs[i].len;
     *(volatile u16 *)(desc + 12) = (u16)((i + 1 < n ? 1 : 0) | (segs[i].writable ? 2 : 0));
-    *(volatile u16 *)(desc + 14) = (u16)(i + 1);
+    *(volatile u16 *)(desc + 14) = (u16)((first + i + 1) % vq->size);
   }
-  vq->avail[2 + vq->avail_idx % vq->size] = 0;
+  vq->avail[2 + vq->avail_idx % vq->size] = first;
   barrier(); /* x86 keeps stores in order; the compiler must too */
   vq->avail_idx++;
   vq->avail[1] = vq->avail_idx;
   barrier();
   wr(d, R_QUEUE_NOTIFY, vq->index);
+}
+
+long virtio_wait_used(struct vdev *d, u32 q, u64 timeout_cycles, u32 *id) {
+  struct vq *vq = &d->q[q];
   u64 start = rdtsc_();
   volatile u16 *used_idx = (volatile u16 *)(vq->used + 2);
   for (u64 spins = 1; *used_idx == vq->used_seen; spins++) {
     /* Every status read is an exit to the VMM: look only now and then. */
     if ((spins & 0xfff) == 0 && (rd(d, R_STATUS) & S_NEEDS_RESET)) return -1;
-    if (rdtsc_() - start > POLL_TIMEOUT_CYCLES) return -1;
+    if (rdtsc_() - start > timeout_cycles) return -1;
     __asm__ volatile("pause");
   }
   barrier();
   volatile u8 *elem = vq->used + 4 + 8 * (vq->used_seen % vq->size);
+  if (id) *id = *(volatile u32 *)elem;
   long len = *(volatile u32 *)(elem + 4);
   vq->used_seen++;
   return len;
+}
+
+long virtio_submit(struct vdev *d, u32 q, const struct vseg *segs, u32 n) {
+  if (n == 0 || n > d->q[q].size) return -1;
+  /* One request in flight: the chain always starts at descriptor 0. */
+  virtio_post(d, q, segs, n, 0);
+  return virtio_wait_used(d, q, POLL_TIMEOUT_CYCLES, 0);
 }
 
 u32 virtio_status(struct vdev *d) { return rd(d, R_STATUS); }

@@ -41,6 +41,11 @@ const char *virtio_open(struct vdev *d, u32 device_id, u64 wanted, u32 nqueues, 
 /* Posts one chain on queue q, notifies, polls until the device uses it. Returns the used length
  * or -1 on timeout / device error. */
 long virtio_submit(struct vdev *d, u32 q, const struct vseg *segs, u32 n);
+/* Posts a chain at descriptors first.. (the caller keeps chains in flight apart) and notifies. */
+void virtio_post(struct vdev *d, u32 q, const struct vseg *segs, u32 n, u16 first);
+/* Waits for the next used entry of q: returns its length (and head in *id), -1 on timeout or
+ * DEVICE_NEEDS_RESET. */
+long virtio_wait_used(struct vdev *d, u32 q, u64 timeout_cycles, u32 *id);
 u64 virtio_offered(struct vdev *d);
 /* Posts descriptor 0 as given (flags/next raw, e.g. a loop), notifies, and waits until the
  * device either uses it or reports DEVICE_NEEDS_RESET. Returns 1 for needs-reset, 0 for used,

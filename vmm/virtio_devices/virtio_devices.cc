@@ -3,15 +3,20 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "virtio/block/block_backend.h"
 #include "virtio/block/block_device.h"
 #include "virtio/console/console_device.h"
+#include "virtio/net/net_backend.h"
+#include "virtio/net/net_device.h"
 #include "virtio/rng/rng_device.h"
 
 namespace amalgam::vmm::virtio_devices {
@@ -81,6 +86,35 @@ absl::StatusOr<DiskSpec> ParseDiskFlag(absl::string_view value) {
   return spec;
 }
 
+absl::StatusOr<NetSpec> ParseNetFlag(absl::string_view value) {
+  NetSpec spec;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    if (absl::ConsumePrefix(&part, "tap=")) {
+      spec.tap = std::string(part);
+    } else if (absl::ConsumePrefix(&part, "mac=")) {
+      std::vector<absl::string_view> bytes = absl::StrSplit(part, ':');
+      bool ok = bytes.size() == 6;
+      for (size_t i = 0; ok && i < 6; ++i) {
+        ok = bytes[i].size() == 2 && isxdigit(bytes[i][0]) && isxdigit(bytes[i][1]);
+        if (ok)
+          spec.mac[i] = static_cast<uint8_t>(strtoul(std::string(bytes[i]).c_str(), nullptr, 16));
+      }
+      if (!ok || (spec.mac[0] & 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--net ", value, ": mac must be a unicast aa:bb:cc:dd:ee:ff"));
+      }
+      spec.mac_given = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--net ", value, ": unknown option '", part,
+                                                     "' (use --net tap=NAME[,mac=...])"));
+    }
+  }
+  if (spec.tap.empty()) {
+    return absl::InvalidArgumentError("--net needs a tap: --net tap=NAME[,mac=...]");
+  }
+  return spec;
+}
+
 absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const VirtioOptions& options) {
   std::unique_ptr<VirtioDevices> v(new VirtioDevices());
   for (const DiskSpec& disk : options.disks) {
@@ -95,6 +129,17 @@ absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const Virti
     }
     v->pending_.push_back(std::make_unique<virtio::block::BlockDevice>(std::move(*backend)));
     v->kinds_.push_back("block");
+    v->rx_fds_.push_back(-1);
+  }
+  for (size_t i = 0; i < options.nets.size(); ++i) {
+    NetSpec net = options.nets[i];
+    auto tap = virtio::net::TapBackend::Open(net.tap);
+    if (!tap.ok()) return tap.status();
+    if (!net.mac_given) net.mac[5] = static_cast<uint8_t>(i);
+    const int fd = (*tap)->pollable_fd();
+    v->pending_.push_back(std::make_unique<virtio::net::NetDevice>(std::move(*tap), net.mac));
+    v->kinds_.push_back("net");
+    v->rx_fds_.push_back(fd);
   }
   if (options.rng) {
     auto src = virtio::rng::UrandomSource::Open();
@@ -103,11 +148,13 @@ absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const Virti
     }
     v->pending_.push_back(std::make_unique<virtio::rng::RngDevice>(std::move(*src)));
     v->kinds_.push_back("rng");
+    v->rx_fds_.push_back(-1);
   }
   if (options.console) {
     v->pending_.push_back(std::make_unique<virtio::console::ConsoleDevice>(
         std::make_shared<SinkAdapter>(options.console_out)));
     v->kinds_.push_back("console");
+    v->rx_fds_.push_back(-1);
   }
   if (v->pending_.size() > kMaxDevices) {
     return absl::InvalidArgumentError(
@@ -117,6 +164,7 @@ absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const Virti
 }
 
 VirtioDevices::~VirtioDevices() {
+  pump_.reset();  // stop poking before the transports go
   if (bus_ != nullptr) {
     for (const AttachedDevice& d : attached_) (void)bus_->Remove(d.base);
   }
@@ -151,6 +199,7 @@ absl::Status VirtioDevices::Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vc
     return absl::FailedPreconditionError("VirtioDevices::Attach called twice");
   }
   bus_ = mmio_bus;
+  pump_ = std::make_unique<RxPump>();
   for (size_t i = 0; i < pending_.size(); ++i) {
     const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
@@ -168,10 +217,11 @@ absl::Status VirtioDevices::Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vc
       return s;
     }
     attached_.push_back({kinds_[i], base, kGsis[i], transport.get()});
+    if (rx_fds_[i] >= 0) pump_->Add(rx_fds_[i], transport.get(), 0);
     transports_.push_back(std::move(transport));
   }
   pending_.clear();
-  return absl::OkStatus();
+  return pump_->Start();
 }
 
 }  // namespace amalgam::vmm::virtio_devices

@@ -4,7 +4,7 @@
 // (`virtio_mmio.device=512@0x...:N`, what Linux and the test guest parse) and the ACPI device
 // list, and finally attaches each transport to the MMIO bus with an irqfd as its interrupt.
 // Queue notifications arrive as MMIO writes on the vCPU thread (the transport processes them
-// there).
+// there); frames arriving on a tap are pumped into the guest by one RxPump thread.
 //
 // Use: Create (before the boot data is written: errors are user errors) -> KernelCmdline() /
 // AcpiDevices() -> Attach (after the irqchip exists) -> run -> destroy before the Vm.
@@ -15,6 +15,7 @@
 #ifndef AMALGAM_VMM_VIRTIO_DEVICES_VIRTIO_DEVICES_H_
 #define AMALGAM_VMM_VIRTIO_DEVICES_VIRTIO_DEVICES_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +30,7 @@
 #include "virtio/mmio.h"
 #include "vmm/acpi/tables.h"
 #include "vmm/devices/byte_sink.h"
+#include "vmm/virtio_devices/rx_pump.h"
 
 namespace amalgam::vmm::virtio_devices {
 
@@ -45,8 +47,18 @@ struct DiskSpec {
 // `--disk PATH[,ro]`. INVALID_ARGUMENT naming the flag for an empty path or unknown option.
 absl::StatusOr<DiskSpec> ParseDiskFlag(absl::string_view value);
 
+struct NetSpec {
+  std::string tap;  // tap device name, opened (or created) in amalgam's network namespace
+  std::array<uint8_t, 6> mac = {0x02, 0x41, 0x4d, 0x47, 0x00, 0x00};  // last byte: device index
+  bool mac_given = false;
+};
+
+// `--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]`.
+absl::StatusOr<NetSpec> ParseNetFlag(absl::string_view value);
+
 struct VirtioOptions {
   std::vector<DiskSpec> disks;  // --disk, in order
+  std::vector<NetSpec> nets;    // --net, in order
   bool rng = false;             // --rng
   bool console = false;         // --virtio-console
   // Where virtio-console output goes: the serial port's sink, so both consoles land together.
@@ -54,7 +66,7 @@ struct VirtioOptions {
 };
 
 struct AttachedDevice {
-  std::string kind;  // "block", "rng", "console"
+  std::string kind;  // "block", "net", "rng", "console"
   uint64_t base = 0;
   uint32_t gsi = 0;
   virtio::MmioTransport* transport = nullptr;  // owned by VirtioDevices
@@ -85,10 +97,12 @@ class VirtioDevices {
 
   std::vector<std::unique_ptr<virtio::VirtioDevice>> pending_;  // until Attach
   std::vector<std::string> kinds_;
+  std::vector<int> rx_fds_;  // per pending device: a backend fd to pump into queue 0, or -1
   std::vector<std::unique_ptr<IrqfdLine>> irqs_;
   vcpu::Bus* bus_ = nullptr;  // set by Attach; devices are removed from it on destruction
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<AttachedDevice> attached_;
+  std::unique_ptr<RxPump> pump_;  // destroyed first (declared last): it pokes the transports
 };
 
 }  // namespace amalgam::vmm::virtio_devices
