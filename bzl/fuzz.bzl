@@ -17,7 +17,7 @@ def cc_fuzz_target(name, srcs, deps = [], corpus = [], runs = 200000, seconds = 
     )
     native.sh_test(
         name = name + "_test",
-        size = "medium",
+        size = "small",
         srcs = ["//bzl:run_fuzzer.sh"],
         args = ["$(location :%s)" % name, str(runs), str(seconds)] +
                ["$(location %s)" % c for c in corpus],

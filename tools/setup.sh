@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   capnproto libcapnp-dev catch2 libdpdk-dev dpdk libsodium-dev prometheus-cpp-dev
   # tests and benchmarks: the QEMU peer, ACPI disassembler, network namespaces
-  qemu-system-x86 acpica-tools iproute2 socat
+  qemu-system-x86 acpica-tools iproute2 socat shellcheck
 )
 
 missing=()
