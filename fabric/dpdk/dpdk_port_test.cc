@@ -13,6 +13,14 @@
 namespace amalgam::fabric {
 namespace {
 
+// A unique scratch path. Not getpid(): inside Bazel's sandbox every test is pid 12, and memif's
+// sockets live in the (shared) abstract namespace.
+std::string UniquePath(const char* name) {
+  char dir[] = "/tmp/amfport.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  return std::string(dir) + "/" + name;
+}
+
 void StartEal() {
   EalOptions o;
   o.memory_mb = 128;
@@ -77,7 +85,7 @@ TEST_CASE("bad device arguments are refused with a message naming them") {
 TEST_CASE("a memif client without a server gives up after the link timeout") {
   StartEal();
   DpdkPortOptions po;
-  po.devargs = absl::StrCat("net_memif5,role=client,socket=/tmp/amf-no-server-", getpid(), ".sock");
+  po.devargs = "net_memif5,role=client,socket=" + UniquePath("none.sock");
   po.link_timeout = absl::Milliseconds(300);
   auto r = DpdkPort::Open(po);
   REQUIRE_FALSE(r.ok());
@@ -92,8 +100,7 @@ TEST_CASE("a memif server without a client reports UNAVAILABLE and releases its 
   // round uses a new path.)
   for (int i = 0; i < 3; ++i) {
     DpdkPortOptions server;
-    server.devargs =
-        absl::StrCat("net_memif8,role=server,socket=/tmp/amf-port-", getpid(), "-", i, ".sock");
+    server.devargs = "net_memif8,role=server,socket=" + UniquePath("server.sock");
     server.link_timeout = absl::Milliseconds(50);
     absl::Status st = DpdkPort::Open(server).status();
     INFO(st.ToString());
