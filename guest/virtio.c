@@ -131,6 +131,7 @@ const char *virtio_open(struct vdev *d, u32 device_id, u64 wanted, u32 nqueues, 
     vq->avail = (volatile u16 *)(base + 4096);
     vq->used = (volatile u8 *)(base + 6144);
     zero((volatile u8 *)base, 8192);
+    vq->avail[0] = 1; /* VRING_AVAIL_F_NO_INTERRUPT: we poll, interrupts would only cost */
     wr(d, R_QUEUE_NUM, vq->size);
     wr(d, R_DESC_LO, (u32)base);
     wr(d, R_DESC_HI, (u32)(base >> 32));

@@ -21,8 +21,8 @@ RxPump::~RxPump() {
   if (stop_fd_ >= 0) close(stop_fd_);
 }
 
-void RxPump::Add(int fd, virtio::MmioTransport* transport, uint32_t queue) {
-  sources_.push_back({fd, transport, queue});
+void RxPump::Add(int fd, virtio::MmioTransport* transport, uint32_t queue, bool drain) {
+  sources_.push_back({fd, transport, queue, drain});
 }
 
 absl::Status RxPump::Start() {
@@ -62,6 +62,10 @@ void RxPump::Loop() {
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == UINT64_MAX) return;
       const Source& s = sources_[events[i].data.u64];
+      if (s.drain) {
+        uint64_t count;
+        (void)!read(s.fd, &count, sizeof(count));
+      }
       s.transport->Poke(s.queue);
     }
   }

@@ -1,5 +1,6 @@
-// RxPump: one thread that waits (epoll, edge-triggered) until any backend fd is readable and
-// then pokes the owning transport's receive queue, so host->guest traffic needs no vCPU exit.
+// RxPump: the device event loop: one thread that waits (epoll, edge-triggered) until a backend
+// fd is readable (a tap: poke the receive queue) or a queue's ioeventfd fired (the guest wrote
+// QueueNotify: process that queue), so neither needs a vCPU exit to userspace.
 // Ownership: borrows the transports, which must outlive it; the destructor stops and joins.
 // Thread-safety: Add before Start; the thread only calls MmioTransport::Poke (thread-safe).
 #ifndef AMALGAM_VMM_VIRTIO_DEVICES_RX_PUMP_H_
@@ -21,8 +22,9 @@ class RxPump {
   RxPump(const RxPump&) = delete;
   RxPump& operator=(const RxPump&) = delete;
 
-  // When `fd` becomes readable, `transport->Poke(queue)`.
-  void Add(int fd, virtio::MmioTransport* transport, uint32_t queue);
+  // When `fd` becomes readable, `transport->Poke(queue)`; `drain`: read the eventfd counter
+  // first (ioeventfds), otherwise the device reads the fd itself (taps).
+  void Add(int fd, virtio::MmioTransport* transport, uint32_t queue, bool drain = false);
   absl::Status Start();
 
  private:
@@ -30,6 +32,7 @@ class RxPump {
     int fd;
     virtio::MmioTransport* transport;
     uint32_t queue;
+    bool drain;
   };
   void Loop();
 

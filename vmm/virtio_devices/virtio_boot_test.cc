@@ -65,6 +65,18 @@ TEST_CASE("blk: the guest's pattern is on the host file byte for byte, after a f
   CHECK(std::all_of(bytes.begin() + (4 << 20), bytes.end(), [](uint8_t b) { return b == 0; }));
 }
 
+TEST_CASE("blk with notifications handled inside the MMIO exit (no ioeventfd)") {
+  const std::string disk = TempFile("blk_sync.img", 4 << 20);
+  VirtioOptions o;
+  o.disks.push_back({disk, false});
+  o.ioeventfd = false;
+  BootResult r = Boot("blk mib=2", o);
+  if (!r.debug_exit) return;
+  CHECK(r.serial.find("blk: ok mib=2 id=amalgam-") != std::string::npos);
+  CHECK(r.exit_value == 0);
+  CHECK(r.device_errors == 0);
+}
+
 TEST_CASE("blkro: a read-only disk answers writes with IOERR") {
   VirtioOptions o;
   o.disks.push_back({TempFile("ro.img", 1 << 20), true});

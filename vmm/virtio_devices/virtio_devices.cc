@@ -117,6 +117,7 @@ absl::StatusOr<NetSpec> ParseNetFlag(absl::string_view value) {
 
 absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const VirtioOptions& options) {
   std::unique_ptr<VirtioDevices> v(new VirtioDevices());
+  v->use_ioeventfd_ = options.ioeventfd;
   for (const DiskSpec& disk : options.disks) {
     auto backend = virtio::block::FileBackend::Open(disk.path, disk.read_only);
     if (!backend.ok()) {
@@ -170,6 +171,10 @@ VirtioDevices::~VirtioDevices() {
   }
   transports_.clear();  // before the irqfds they signal
   irqs_.clear();
+  for (const vcpu::Vm::IoeventfdSpec& spec : ioeventfds_) {
+    (void)vm_->UnregisterIoeventfd(spec);
+    close(spec.eventfd);
+  }
 }
 
 std::string VirtioDevices::KernelCmdline() const {
@@ -199,6 +204,7 @@ absl::Status VirtioDevices::Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vc
     return absl::FailedPreconditionError("VirtioDevices::Attach called twice");
   }
   bus_ = mmio_bus;
+  vm_ = vm;
   pump_ = std::make_unique<RxPump>();
   for (size_t i = 0; i < pending_.size(); ++i) {
     const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -208,6 +214,7 @@ absl::Status VirtioDevices::Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vc
       return s;
     }
     irqs_.push_back(std::make_unique<IrqfdLine>(vm, fd, kGsis[i]));
+    const size_t num_queues = pending_[i]->queue_max_sizes().size();
     auto transport =
         std::make_shared<virtio::MmioTransport>(std::move(pending_[i]), memory, irqs_.back().get());
     const uint64_t base = kMmioBase + i * kMmioStride;
@@ -218,6 +225,20 @@ absl::Status VirtioDevices::Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vc
     }
     attached_.push_back({kinds_[i], base, kGsis[i], transport.get()});
     if (rx_fds_[i] >= 0) pump_->Add(rx_fds_[i], transport.get(), 0);
+    for (uint32_t q = 0; use_ioeventfd_ && q < num_queues; ++q) {
+      vcpu::Vm::IoeventfdSpec spec;
+      spec.eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (spec.eventfd < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+      spec.addr = base + virtio::kRegQueueNotify;
+      spec.len = 4;
+      spec.datamatch = q;
+      if (absl::Status s = vm->RegisterIoeventfd(spec); !s.ok()) {
+        close(spec.eventfd);
+        return s;
+      }
+      ioeventfds_.push_back(spec);
+      pump_->Add(spec.eventfd, transport.get(), q, /*drain=*/true);
+    }
     transports_.push_back(std::move(transport));
   }
   pending_.clear();

@@ -3,8 +3,8 @@
 // (kMmioBase + i * kMmioStride, GSIs from kGsis), produces the kernel command-line words
 // (`virtio_mmio.device=512@0x...:N`, what Linux and the test guest parse) and the ACPI device
 // list, and finally attaches each transport to the MMIO bus with an irqfd as its interrupt.
-// Queue notifications arrive as MMIO writes on the vCPU thread (the transport processes them
-// there); frames arriving on a tap are pumped into the guest by one RxPump thread.
+// Queue notifications arrive through KVM ioeventfds (one per queue, datamatch = queue index) and
+// are processed, like frames arriving on a tap, on one device thread (RxPump).
 //
 // Use: Create (before the boot data is written: errors are user errors) -> KernelCmdline() /
 // AcpiDevices() -> Attach (after the irqchip exists) -> run -> destroy before the Vm.
@@ -61,6 +61,9 @@ struct VirtioOptions {
   std::vector<NetSpec> nets;    // --net, in order
   bool rng = false;             // --rng
   bool console = false;         // --virtio-console
+  // Queue notifications through KVM ioeventfds, handled on the device thread (no exit to
+  // userspace on QueueNotify). false: handled on the vCPU thread inside the MMIO exit.
+  bool ioeventfd = true;
   // Where virtio-console output goes: the serial port's sink, so both consoles land together.
   std::shared_ptr<devices::ByteSink> console_out;
 };
@@ -98,6 +101,9 @@ class VirtioDevices {
   std::vector<std::unique_ptr<virtio::VirtioDevice>> pending_;  // until Attach
   std::vector<std::string> kinds_;
   std::vector<int> rx_fds_;  // per pending device: a backend fd to pump into queue 0, or -1
+  bool use_ioeventfd_ = true;
+  vcpu::Vm* vm_ = nullptr;
+  std::vector<vcpu::Vm::IoeventfdSpec> ioeventfds_;  // registered; unregistered and closed last
   std::vector<std::unique_ptr<IrqfdLine>> irqs_;
   vcpu::Bus* bus_ = nullptr;  // set by Attach; devices are removed from it on destruction
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
