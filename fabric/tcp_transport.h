@@ -2,9 +2,11 @@
 // the lower id connects, the higher one accepts), TCP_NODELAY, frames back to back on the
 // stream (each frame's header carries its length), Hello handshake with the cluster key, then
 // a per-connection session key. Lost connections are re-dialled with exponential backoff; frames
-// sent while a link is down fail with UNAVAILABLE (never silently lost or reordered).
-// One epoll thread receives from all peers; senders write directly (per-peer send lock).
-// Thread-safety: thread-safe (see Transport). Owns its sockets and its receive thread.
+// sent while a link is down fail with UNAVAILABLE. Frames already handed to the kernel when a
+// link dies may be lost (never reordered or duplicated): callers' timeouts cover that.
+// One epoll set covers all peers; a thread blocked in Receive() polls it itself, a background
+// thread only when nobody receives. Senders write directly under a per-peer lock.
+// Thread-safety: thread-safe (see Transport). Owns its sockets and its threads.
 #ifndef AMALGAM_FABRIC_TCP_TRANSPORT_H_
 #define AMALGAM_FABRIC_TCP_TRANSPORT_H_
 

@@ -269,6 +269,22 @@ TEST_CASE("silent connections are capped and time out; real peers get in afterwa
   REQUIRE(a->WaitForPeer(1, absl::Seconds(20)).ok());
 }
 
+TEST_CASE("sending to a peer that vanished fails with UNAVAILABLE, without a crash") {
+  FrameKey key = FrameKey::Generate();
+  Pair p(key);
+  p.b.reset();
+  auto data = PagePattern(0);
+  auto msg = PageGrant(0);
+  absl::Status s;
+  // The first few frames may still go into the socket buffer before the reset is noticed.
+  CHECK(Eventually([&] {
+    s = p.a->SendFrame(1, msg.Frame(data));
+    return !s.ok();
+  }));
+  CHECK(s.code() == absl::StatusCode::kUnavailable);
+  CHECK(Eventually([&] { return p.a->GetStats().disconnects >= 1; }));
+}
+
 TEST_CASE("the dialling side reconnects after the peer restarts") {
   FrameKey key = FrameKey::Generate();
   auto b = Make(1, key, {{0, "127.0.0.1:1"}});
