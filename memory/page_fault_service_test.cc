@@ -111,6 +111,8 @@ TEST_CASE(
   CHECK(faults[1].write);
   CHECK(faults[1].gpa == GuestAddress(3 * kPageSize));
   CHECK(faults[1].thread_id == writer_tid);
+  // The woken writer can finish before the service thread counts its MakeWritable.
+  REQUIRE(WaitMetric(*svc, "fault_service_count", 2));
   auto m = svc->Metrics();
   CHECK(m["faults_missing_read"] == 1);
   CHECK(m["faults_wp"] == 1);
