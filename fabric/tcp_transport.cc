@@ -203,16 +203,26 @@ void TcpTransport::Impl::DialFailed(TcpPeer* peer) {
 // The lower node id dials; the higher one accepts. One dial at a time per peer, with backoff.
 void TcpTransport::Impl::DialLoop() {
   while (!stop.load()) {
+    uint64_t seen;
+    {
+      absl::MutexLock lock(&dial_mu);
+      seen = dial_wakeups;  // before the scan, so a wake-up during it is not lost
+    }
     std::vector<std::pair<TcpPeer*, std::string>> due;
+    // Sleep until the earliest pending re-dial, at most 1 s (disconnects wake us early).
+    absl::Duration nap = absl::Seconds(1);
     {
       absl::ReaderMutexLock lock(&peers_mu);
       absl::Time now = absl::Now();
       for (auto& [id, p] : peers) {
         if (id <= opts.self) continue;
         absl::MutexLock plock(&p->mu);
-        if (p->conn == nullptr && !p->dialing && now >= p->next_dial) {
+        if (p->conn != nullptr || p->dialing) continue;
+        if (now >= p->next_dial) {
           p->dialing = true;
           due.emplace_back(p.get(), p->address);
+        } else {
+          nap = std::min(nap, p->next_dial - now);
         }
       }
     }
@@ -240,12 +250,11 @@ void TcpTransport::Impl::DialLoop() {
       uint64_t one = 1;
       (void)!::write(wake_fd, &one, sizeof(one));
     }
+    if (!due.empty()) nap = std::min(nap, opts.reconnect_min);  // failures set next_dial
     absl::MutexLock lock(&dial_mu);
-    uint64_t seen = dial_wakeups;
     auto woken = [this, seen]()
                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(dial_mu) { return dial_wakeups != seen; };
-    dial_mu.AwaitWithTimeout(absl::Condition(&woken),
-                             std::max(opts.reconnect_min, absl::Milliseconds(5)));
+    dial_mu.AwaitWithTimeout(absl::Condition(&woken), std::max(nap, absl::Milliseconds(1)));
   }
 }
 
@@ -287,7 +296,7 @@ void TcpTransport::Impl::ReceiveLoop() {
     }
     absl::MutexLock lock(&poll_mu);
     if (receivers.load() > 0 || stop.load()) continue;
-    PollOnce(50);
+    PollOnce(200);  // kicked through wake_fd by Receive(), the dialer and Shutdown()
   }
 }
 
