@@ -195,7 +195,8 @@ absl::StatusOr<PageFaultService::Page> PageFaultService::Resolve(GuestAddress gp
   return Page{region, region->host_address() + (gpa.value() - region->start().value())};
 }
 
-absl::Status PageFaultService::Install(GuestAddress gpa, const uint8_t* bytes, const char* what) {
+absl::StatusOr<bool> PageFaultService::Install(GuestAddress gpa, const uint8_t* bytes,
+                                               const char* what) {
   absl::StatusOr<Page> page = Resolve(gpa, what);
   if (!page.ok()) return page.status();
   absl::ReaderMutexLock lock(&uffd_mu_);
@@ -211,7 +212,7 @@ absl::Status PageFaultService::Install(GuestAddress gpa, const uint8_t* bytes, c
     if (!s.ok()) return s;
   }
   Resolved(page->host);
-  return absl::OkStatus();
+  return *copied;
 }
 
 absl::Status PageFaultService::InstallShared(GuestAddress gpa, absl::Span<const uint8_t> bytes) {
@@ -219,15 +220,17 @@ absl::Status PageFaultService::InstallShared(GuestAddress gpa, absl::Span<const 
     return absl::InvalidArgumentError(
         absl::StrCat("InstallShared: bytes has ", bytes.size(), " bytes, must be 4096"));
   }
-  absl::Status s = Install(gpa, bytes.data(), "InstallShared");
-  if (s.ok()) counters_.copies++;
-  return s;
+  absl::StatusOr<bool> copied = Install(gpa, bytes.data(), "InstallShared");
+  if (!copied.ok()) return copied.status();
+  if (*copied) counters_.copies++;
+  return absl::OkStatus();
 }
 
 absl::Status PageFaultService::InstallZeroShared(GuestAddress gpa) {
-  absl::Status s = Install(gpa, kZeroPage, "InstallZeroShared");
-  if (s.ok()) counters_.zero_installs++;
-  return s;
+  absl::StatusOr<bool> copied = Install(gpa, kZeroPage, "InstallZeroShared");
+  if (!copied.ok()) return copied.status();
+  if (*copied) counters_.zero_installs++;
+  return absl::OkStatus();
 }
 
 absl::Status PageFaultService::MakeWritable(GuestAddress gpa) {

@@ -95,8 +95,10 @@ class PageFaultService {
   // access faults as MISSING (MADV_DONTNEED would not refault a memfd page).
   absl::Status Drop(GuestAddress gpa, absl::Span<uint8_t> out);
 
-  // Counters and the read->resolve latency histogram ("fault_service_us_le_<N>": faults resolved
-  // in (N/2, N] microseconds; "..._le_inf" for the rest).
+  // Counters ("copies"/"zero_installs" count pages actually installed; "eexist" the installs
+  // that found the page present) and the read->resolve latency histogram
+  // ("fault_service_us_le_<N>": faults resolved in (N/2, N] microseconds; "..._le_inf" for the
+  // rest).
   std::map<std::string, uint64_t> Metrics() const;
   const Userfaultfd& uffd() const { return *uffd_; }
 
@@ -111,7 +113,8 @@ class PageFaultService {
                    std::unique_ptr<Userfaultfd> uffd, int eventfd);
   absl::StatusOr<Page> Resolve(GuestAddress gpa, const char* what) const;
   absl::Status CopyOut(const Page& page, absl::Span<uint8_t> out, const char* what);
-  absl::Status Install(GuestAddress gpa, const uint8_t* bytes, const char* what);
+  // True when copied, false when the page was already present (EEXIST, waiters woken).
+  absl::StatusOr<bool> Install(GuestAddress gpa, const uint8_t* bytes, const char* what);
   void Resolved(uint8_t* host);
   void Loop();
   void Dispatch(const uffd_msg& msg);

@@ -240,5 +240,28 @@ TEST_CASE("Drop removes the page: the guest's next read faults again and sees th
   CHECK(m["faults_missing_read"] == 2);
 }
 
+TEST_CASE("Shutdown with the vCPU blocked on a fault releases it: it reads zeros and runs on") {
+  Rig rig({
+      0xb8, 0x00, 0x80,                                       // mov ax, 0x8000
+      0x8e, 0xd8,                                             // mov ds, ax
+      0x66, 0xa1, 0x00,  0x30,                                // mov eax, [0x3000]
+      0x66, 0xe7, kPort,                                      // out kPort, eax
+      0x66, 0xc7, 0x06,  0x04, 0x30, 0x44, 0x33, 0x22, 0x11,  // mov dword [0x3004], 0x11223344
+      0xf4,                                                   // hlt
+  });
+  // The handler never resolves.
+  rig.Run();
+  REQUIRE(rig.handler.WaitForFaults(1));
+  absl::SleepFor(absl::Milliseconds(20));
+  CHECK(rig.port->values().empty());  // really blocked in KVM_RUN
+  rig.svc->Shutdown();
+  rig.thread.join();
+  REQUIRE(rig.exit.ok());
+  CHECK(rig.exit->reason == vcpu::VcpuExitReason::kHlt);
+  CHECK(rig.port->values() == std::vector<uint32_t>{0});  // never installed: the memfd's zeros
+  CHECK(rig.Peek(kDataGpa + 0x3004) == 0x11223344);       // no write protection left
+  CHECK(rig.svc->Metrics()["released_on_shutdown"] == 1);
+}
+
 }  // namespace
 }  // namespace amalgam::memory
