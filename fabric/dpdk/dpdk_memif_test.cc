@@ -29,14 +29,23 @@ DpdkTransportOptions MemifNode(NodeId self, NodeId peer, bool server, const std:
   return o;
 }
 
-void RunPair(size_t mtu, uint64_t pages) {
+void RunPair(size_t mtu, uint64_t pages, bool same_cpu = false) {
   std::string dir = testing::ShortTempDir();
   std::string sock = dir + "/memif.sock";
   FrameKey key = FrameKey::Generate();
-  auto srv = testing::ForkNode(
-      [&] { return testing::RunPageSender(MemifNode(1, 2, true, sock, mtu, key), 2, pages); });
-  auto cli = testing::ForkNode(
-      [&] { return testing::RunPageReceiver(MemifNode(2, 1, false, sock, mtu, key), 1, pages); });
+  // same_cpu: both processes stay pinned to CPU 0 (EAL's pin kept), so only the idle policy
+  // (spin, then yield, then sleep) lets the two pollers take turns.
+  auto node = [&](NodeId self, NodeId peer, bool server) {
+    DpdkTransportOptions o = MemifNode(self, peer, server, sock, mtu, key);
+    if (same_cpu) {
+      o.eal.lcore = 0;
+      o.eal.keep_pinning = true;
+    }
+    return o;
+  };
+  auto srv = testing::ForkNode([&] { return testing::RunPageSender(node(1, 2, true), 2, pages); });
+  auto cli =
+      testing::ForkNode([&] { return testing::RunPageReceiver(node(2, 1, false), 1, pages); });
   NodeReport rx = testing::WaitNode(cli, std::chrono::seconds(50));
   NodeReport tx = testing::WaitNode(srv, std::chrono::seconds(10));
   rmdir(dir.c_str());
@@ -61,6 +70,10 @@ TEST_CASE("memif, two processes, MTU 1500: 5000 pages arrive intact, in order, o
 
 TEST_CASE("memif, two processes, MTU 9000: 2000 whole-frame pages arrive intact, in order") {
   RunPair(9000, 2000);
+}
+
+TEST_CASE("memif, both pollers pinned to one CPU: the idle policy lets both progress") {
+  RunPair(1500, 1000, /*same_cpu=*/true);
 }
 
 TEST_CASE("memif: a restarted peer re-handshakes and gets an intact in-order stream again") {
