@@ -87,6 +87,7 @@ bool Setup(const RawPingpongConfig& cfg, Port* p, PingpongStats* s) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) return Fail(s, "rte_eal_init");
+  rmdir(rte_eal_get_runtime_dir());  // empty with --no-shconf; do not leave it behind
   if (rte_eth_dev_count_avail() < 1) return Fail(s, "no port");
   p->pool =
       rte_pktmbuf_pool_create("raw_pool", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());

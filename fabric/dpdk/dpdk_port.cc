@@ -65,6 +65,9 @@ absl::Status InitEal(const EalOptions& options) {
   // EAL pinned this thread to one CPU; threads created later would inherit that. Undo it so the
   // fabric's idle policy, not a pin, decides where pollers run on a 2-core machine.
   if (!options.keep_pinning && have_mask) sched_setaffinity(0, sizeof(before), &before);
+  // With --no-shconf nothing is ever stored in the runtime dir (/var/run/dpdk/<prefix>), but EAL
+  // creates it; remove it while it is empty so runs do not pile up directories.
+  rmdir(rte_eal_get_runtime_dir());
   eal_up = true;
   return absl::OkStatus();
 }
