@@ -220,7 +220,11 @@ void MmioTransport::HandleNotify(uint32_t index) {
 }
 
 void MmioTransport::NotifyLocked(uint32_t index) {
-  if (!(status_ & kStatusDriverOk) || (status_ & kStatusDeviceNeedsReset)) return;
+  // A driver that skipped FEATURES_OK (legacy) never gets its queues served.
+  if (!(status_ & kStatusDriverOk) || !(status_ & kStatusFeaturesOk) ||
+      (status_ & kStatusDeviceNeedsReset)) {
+    return;
+  }
   if (index >= queues_.size() || !queues_[index].ready()) return;
   Queue& q = queues_[index];
   if (absl::Status s = device_->ProcessQueue(index, *mem_, q); !s.ok()) {

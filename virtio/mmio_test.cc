@@ -230,9 +230,13 @@ TEST_CASE("config space reads at any width; bad register widths are ignored") {
   CHECK(f.R(kRegConfigGeneration) == 1);
 }
 
-TEST_CASE("notify before DRIVER_OK or for a missing queue does nothing") {
+TEST_CASE("notify before DRIVER_OK, without FEATURES_OK, or for a missing queue does nothing") {
   Fixture f;
   f.drv.AddChain({{kData, 1, false}});
+  f.W(kRegQueueNotify, 0);
+  f.Negotiate(FeatureBit(3));  // legacy driver: FEATURES_OK refused, then DRIVER_OK anyway
+  f.SetUpQueue0(f.drv);
+  f.W(kRegStatus, kStatusAcknowledge | kStatusDriver | kStatusDriverOk);
   f.W(kRegQueueNotify, 0);
   f.W(kRegQueueNotify, 7);
   f.t.HandleNotify(0xffffffff);

@@ -32,7 +32,7 @@ class FakeNetBackend : public NetBackend {
     std::vector<uint8_t> f = std::move(incoming.front());
     incoming.pop_front();
     const size_t n = f.size() < buf.size() ? f.size() : buf.size();
-    memcpy(buf.data(), f.data(), n);
+    if (n > 0) memcpy(buf.data(), f.data(), n);
     return n;
   }
   int pollable_fd() const override { return -1; }
