@@ -5,7 +5,9 @@
 //  2. each side checks the peer's Hello (version, expected node id) and derives the session key
 //     FrameKey::DeriveSession(nonce of the lower node id, nonce of the higher one);
 //  3. every later frame is MAC'd with the session key and carries seq 1, 2, 3... per direction.
-// A peer with another cluster key fails step 1 (kBadMac) and never gets a session.
+// A peer with another cluster key fails step 1 (kBadMac) and never gets a session. A replayed
+// Hello does verify, so a transport should not let a new session displace a live one until the
+// peer has proved the key with a frame under the new session (TcpTransport: a Heartbeat, seq 1).
 #ifndef AMALGAM_FABRIC_PEER_SESSION_H_
 #define AMALGAM_FABRIC_PEER_SESSION_H_
 

@@ -128,6 +128,8 @@ class TcpTransport::Impl {
   bool OnReadable(TcpConn* conn);
   bool OnFrame(TcpConn* conn, FrameBuffer frame);
   bool OnHello(TcpConn* conn, FrameBuffer frame);
+  bool OnProof(TcpConn* conn, FrameBuffer frame);
+  void Install(TcpConn* conn, TcpPeer* peer);
   void PollOnce(int timeout_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu);
   size_t PendingHandshakes() const {
     size_t n = 0;
@@ -420,7 +422,9 @@ bool TcpTransport::Impl::OnReadable(TcpConn* c) {
 }
 
 bool TcpTransport::Impl::OnFrame(TcpConn* c, FrameBuffer frame) {
-  if (!c->established) return OnHello(c, std::move(frame));
+  if (!c->established) {
+    return c->session == nullptr ? OnHello(c, std::move(frame)) : OnProof(c, std::move(frame));
+  }
   size_t size = frame.size();
   DropReason why = DropReason::kBadBody;
   auto message = c->session->Decode(std::move(frame), &why);
@@ -436,6 +440,9 @@ bool TcpTransport::Impl::OnFrame(TcpConn* c, FrameBuffer frame) {
   return true;
 }
 
+// Handshake, three steps: dialler Hello -> acceptor Hello -> dialler proof (a Heartbeat under
+// the new session key, seq 1). The acceptor installs the link only after the proof, so a Hello
+// recorded and replayed by someone without the cluster key cannot displace the live link.
 bool TcpTransport::Impl::OnHello(TcpConn* c, FrameBuffer frame) {
   DropReason why = DropReason::kHandshake;
   auto hello = ParseHelloFrame(opts.cluster_key, frame.span(), opts.self, &why);
@@ -463,6 +470,33 @@ bool TcpTransport::Impl::OnHello(TcpConn* c, FrameBuffer frame) {
   }
   c->session = std::make_shared<PeerSession>(
       PeerSession::FromHandshake(opts.cluster_key, opts.self, c->nonce, *hello));
+  if (!c->dialled) return true;  // wait for the dialler's proof
+  capnp::MallocMessageBuilder proof;
+  proof.initRoot<schema::Message>().initHeartbeat().setNodeId(opts.self);
+  FlatMessage flat(proof);
+  EncodedFrame encoded;
+  if (!c->session->Encode(flat.Frame(), &encoded).ok()) return false;
+  iovec iov[4];
+  int n = encoded.ToIovec(iov);
+  if (!WriteAll(c->fd, iov, n, kDialTimeout).ok()) return false;
+  Install(c, peer);
+  return true;
+}
+
+bool TcpTransport::Impl::OnProof(TcpConn* c, FrameBuffer frame) {
+  DropReason why = DropReason::kHandshake;
+  auto proof = c->session->Decode(std::move(frame), &why);
+  if (!proof.ok() || proof->type() != schema::Message::HEARTBEAT || proof->sequence() != 1) {
+    drops.Count(proof.ok() ? DropReason::kHandshake : why);
+    return false;
+  }
+  TcpPeer* peer = FindPeer(c->peer);
+  if (peer == nullptr) return false;
+  Install(c, peer);
+  return true;
+}
+
+void TcpTransport::Impl::Install(TcpConn* c, TcpPeer* peer) {
   c->established = true;
   std::shared_ptr<TcpConn> self_ref = conns_[c->fd];
   std::shared_ptr<TcpConn> old;
@@ -476,7 +510,6 @@ bool TcpTransport::Impl::OnHello(TcpConn* c, FrameBuffer frame) {
   // A newer connection from the same peer (it restarted) replaces the old one.
   if (old != nullptr) ::shutdown(old->fd, SHUT_RDWR);
   connects.fetch_add(1);
-  return true;
 }
 
 absl::Status TcpTransport::Impl::Send(NodeId dst, const OutgoingFrame& frame) {

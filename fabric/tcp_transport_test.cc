@@ -118,6 +118,18 @@ std::vector<uint8_t> PageFrame(PeerSession& session, uint64_t n) {
   return out;
 }
 
+// The dialler's third handshake step: a Heartbeat under the session key (seq 1).
+void SendProof(RawClient& raw, PeerSession& session) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<schema::Message>().initHeartbeat().setNodeId(0);
+  FlatMessage flat(b);
+  EncodedFrame e;
+  REQUIRE(session.Encode(flat.Frame(), &e).ok());
+  std::vector<uint8_t> out(e.size());
+  e.CopyTo(out.data());
+  raw.Write(out);
+}
+
 }  // namespace
 
 TEST_CASE("pages both ways arrive intact, in order, exactly once") {
@@ -224,6 +236,7 @@ TEST_CASE("replayed frames are dropped; a peer vanishing mid-page is counted, no
   REQUIRE(hello.ok());
   REQUIRE(hello->node == 1);
   PeerSession session = PeerSession::FromHandshake(key, 0, nonce, *hello);
+  SendProof(raw, session);
 
   auto frame0 = PageFrame(session, 0);
   raw.Write(frame0);
@@ -246,6 +259,7 @@ TEST_CASE("replayed frames are dropped; a peer vanishing mid-page is counted, no
   hello = ParseHelloFrame(key, raw2.ReadFrame(), 0, &why);
   REQUIRE(hello.ok());
   PeerSession session2 = PeerSession::FromHandshake(key, 0, nonce, *hello);
+  SendProof(raw2, session2);
   auto partial = PageFrame(session2, 3);
   partial.resize(kFrameHeaderSize + 2000);
   raw2.Write(partial);
@@ -253,6 +267,24 @@ TEST_CASE("replayed frames are dropped; a peer vanishing mid-page is counted, no
   CHECK(Eventually([&] { return b->GetStats().drops.Get(DropReason::kTruncated) == 1; }));
   CHECK(b->Receive(absl::Milliseconds(100)).status().code() == absl::StatusCode::kDeadlineExceeded);
   CHECK(b->GetStats().frames_received == 2);
+}
+
+TEST_CASE("a replayed Hello without the key's proof cannot displace the live link") {
+  FrameKey key = FrameKey::Generate();
+  Pair p(key);
+  RawClient raw(p.b->listen_port());
+  std::array<uint8_t, kNonceSize> nonce{};
+  raw.Write(BuildHelloFrame(key, 0, 1, nonce));  // as if recorded from node 0 earlier
+  auto reply = raw.ReadFrame();                  // node 1 answers, then waits for the proof
+  CHECK(reply.size() > kFrameHeaderSize);
+  auto page = PagePattern(7);
+  REQUIRE(p.b->SendFrame(0, PageGrant(0).Frame(page)).ok());
+  auto m = p.a->Receive(absl::Seconds(20));
+  REQUIRE(m.ok());
+  CHECK(PageMatches(7, m->page()));
+  CHECK(raw.Closed());  // after the handshake timeout
+  CHECK(p.b->GetStats().connects == 1);
+  CHECK(p.b->GetStats().drops.Get(DropReason::kHandshake) == 1);
 }
 
 TEST_CASE("silent connections are capped and time out; real peers get in afterwards") {
