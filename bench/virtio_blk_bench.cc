@@ -35,7 +35,7 @@ double RunAmalgam(const std::string& guest, const std::string& disk, const std::
   VirtioOptions o;
   o.disks.push_back({disk, true});
   const auto t0 = Clock::now();
-  auto r = BootTestGuest(guest, cmdline, o);
+  auto r = BootTestGuest(guest, cmdline, o, 256 << 20, /*watchdog_seconds=*/600);
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!r.ok() || r->serial.find(want) == std::string::npos) {
     fprintf(stderr, "amalgam [%s] failed: %s\n%s\n", cmdline.c_str(),
@@ -135,8 +135,9 @@ int main(int argc, char** argv) {
   if (!bad(am) && !bad(qe) && am_s > 0 && qe_s > 0) {
     printf("ratio amalgam/qemu throughput: %.2f\n", qe_s / am_s);
   } else {
-    printf("ratio amalgam/qemu throughput: n/a (a run failed, or the read hid in boot noise: "
-           "raise --mib)\n");
+    printf(
+        "ratio amalgam/qemu throughput: n/a (a run failed, or the read hid in boot noise: "
+        "raise --mib)\n");
   }
   unlink(disk.c_str());
   unlink(log.c_str());

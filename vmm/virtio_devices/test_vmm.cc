@@ -22,7 +22,6 @@ namespace {
 
 constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
 constexpr uint64_t kTssAddr = 0xfffbd000;
-constexpr auto kWatchdog = std::chrono::seconds(180);
 
 class NoIrq : public devices::IrqLine {
  public:
@@ -54,7 +53,8 @@ class Stopper : public StopRequester {
 }  // namespace
 
 absl::StatusOr<BootResult> BootTestGuest(const std::string& guest_elf, const std::string& workload,
-                                         VirtioOptions options, uint64_t memory_bytes) {
+                                         VirtioOptions options, uint64_t memory_bytes,
+                                         int watchdog_seconds) {
   auto sink = std::make_shared<devices::StringSink>();
   options.console_out = sink;
   auto kvm = vcpu::Kvm::Open();
@@ -121,7 +121,7 @@ absl::StatusOr<BootResult> BootTestGuest(const std::string& guest_elf, const std
   bool done = false;
   std::thread watchdog([&] {
     std::unique_lock<std::mutex> l(wd_mu);
-    if (!wd_cv.wait_for(l, kWatchdog, [&] { return done; })) {
+    if (!wd_cv.wait_for(l, std::chrono::seconds(watchdog_seconds), [&] { return done; })) {
       stopper->RequestStop(ExitOutcome::Of(ExitKind::kStopped, "watchdog: guest took too long"));
       runner.Kick();
     }

@@ -8,7 +8,6 @@
 #define AMALGAM_VMM_VIRTIO_DEVICES_TEST_VMM_H_
 
 #include <cstdint>
-#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -24,9 +23,11 @@ struct BootResult {
   uint64_t device_errors = 0;  // summed over all transports
 };
 
-// `during` (optional) runs on another thread while the guest runs, e.g. to inspect devices.
+// A guest still running after `watchdog_seconds` is stopped (stop_reason says so), so a wedged
+// guest fails a test with a message instead of hitting the test timeout.
 absl::StatusOr<BootResult> BootTestGuest(const std::string& guest_elf, const std::string& workload,
-                                         VirtioOptions options, uint64_t memory_bytes = 256 << 20);
+                                         VirtioOptions options, uint64_t memory_bytes = 256 << 20,
+                                         int watchdog_seconds = 45);
 
 }  // namespace amalgam::vmm::virtio_devices
 
