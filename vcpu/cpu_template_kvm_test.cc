@@ -242,6 +242,29 @@ TEST_CASE("host: no change; a template clearing CX16 and pinning an MSR reaches 
   CHECK(g2.msr_eax == 0x1801);
 }
 
+TEST_CASE("a fleet table (this host and a host without CX16) is accepted by KVM and seen") {
+  auto vm = TestVm::Create();
+  REQUIRE(vm.ok());
+  auto supported = (*vm)->kvm().GetSupportedCpuid();
+  REQUIRE(supported.ok());
+  CpuidEntries other = *supported;  // a second node: no CMPXCHG16B, 36 physical address bits
+  FindCpuidEntry(other, 1)->ecx &= ~(1u << 13);
+  if (kvm_cpuid_entry2* sizes = FindCpuidEntry(other, 0x80000008); sizes != nullptr) {
+    sizes->eax = (sizes->eax & ~0xffu) | 36;
+  }
+  auto common = IntersectCpuid({*supported, other});
+  REQUIRE(common.ok());
+  auto given =
+      SetupVcpuCpu((*vm)->vm(), (*vm)->vcpu(), *common, CpuidConfig{}, *FindCpuTemplate("host"));
+  INFO(given.status().ToString());
+  REQUIRE(given.ok());
+  GuestView g = RunGuest(**vm, {{1, 0}, {0x80000008, 0}}, kMsrMiscEnable);
+  CHECK((g.leaves[0].ecx & (1u << 13)) == 0);
+  if (FindCpuidEntry(*common, 0x80000008) != nullptr) {
+    CHECK((FindCpuidEntry(*given, 0x80000008)->eax & 0xff) <= 36);
+  }
+}
+
 TEST_CASE("SetupVcpuCpu rejects a config that already has a hook, and a bad template") {
   auto vm = TestVm::Create();
   REQUIRE(vm.ok());
