@@ -70,6 +70,31 @@ TEST_CASE("bad input: kernel files") {
   ExpectOneLine({"--kernel", "/"}, "not a regular file");
 }
 
+// A setup header ("HdrS" at 0x202) makes amalgam load the file as a bzImage.
+std::string FakeBzImage(const std::string& name, uint16_t version, size_t size) {
+  std::string image(size, '\0');
+  image[0x1f1] = 1;  // setup_sects
+  image[0x1fe] = 0x55;
+  image[0x1ff] = static_cast<char>(0xaa);
+  image.replace(0x202, 4, "HdrS");
+  image[0x206] = static_cast<char>(version & 0xff);
+  image[0x207] = static_cast<char>(version >> 8);
+  return TempFile(name, image);
+}
+
+TEST_CASE("bad input: bzImages and initrds") {
+  std::string old = FakeBzImage("old.bzImage", 0x0209, 4096);
+  ExpectOneLine({"--kernel", old}, "kernel " + old + ": ");
+  ExpectOneLine({"--kernel", old}, "boot protocol");
+  std::string truncated = FakeBzImage("truncated.bzImage", 0x020f, 0x300);
+  ExpectOneLine({"--kernel", truncated}, "kernel " + truncated + ": ");
+  ExpectOneLine({"--kernel", Guest(), "--initrd", "/nonexistent/initrd.img"},
+                "initrd /nonexistent/initrd.img: no such file");
+  std::string big = TempFile("big.initrd", std::string(5 << 20, 'x'));
+  ExpectOneLine({"--kernel", Guest(), "--memory", "4M", "--initrd", big},
+                "initrd " + big + ": initrd is ");
+}
+
 TEST_CASE("bad input: memory") {
   ExpectOneLine({"--kernel", Guest(), "--memory", "0"}, "--memory must be larger than 0");
   ExpectOneLine({"--kernel", Guest(), "--memory", "1T"}, "more than this host can back");

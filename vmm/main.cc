@@ -1,5 +1,5 @@
-// amalgam: boot a PVH ELF image in a KVM microVM. Thin glue over vmm/config and vmm/machine;
-// `amalgam --help` documents the flags and exit codes.
+// amalgam: boot a PVH ELF image or a bzImage in a KVM microVM. Thin glue over vmm/config and
+// vmm/machine; `amalgam --help` documents the flags and exit codes.
 #include <pthread.h>
 #include <signal.h>
 
@@ -71,6 +71,7 @@ int Run(int argc, char** argv) {
 
   machine::MachineConfig mc;
   mc.kernel_path = cfg->kernel;
+  mc.initrd_path = cfg->initrd;
   mc.cmdline = cfg->cmdline;
   mc.memory_bytes = cfg->memory_bytes;
   mc.vcpus = cfg->vcpus;

@@ -80,7 +80,7 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
       name = name.substr(0, eq);
       have_value = true;
     }
-    static const char* kKnown[] = {"kernel", "cmdline",    "memory",
+    static const char* kKnown[] = {"kernel", "initrd",     "cmdline",   "memory",
                                    "vcpus",  "serial-out", "kvm-device"};
     bool known = false;
     for (const char* k : kKnown) known = known || name == k;
@@ -97,6 +97,9 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
     if (name == "kernel") {
       config.kernel = value;
       have_kernel = true;
+    } else if (name == "initrd") {
+      if (value.empty()) return absl::InvalidArgumentError("--initrd needs a file path");
+      config.initrd = value;
     } else if (name == "cmdline") {
       config.cmdline = value;
     } else if (name == "memory") {
@@ -119,7 +122,7 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
   }
   if (!have_kernel || config.kernel.empty()) {
     return absl::InvalidArgumentError(
-        "--kernel is required: the path of a PVH ELF image (a vmlinux or the test guest)");
+        "--kernel is required: the path of a vmlinux (PVH ELF), a bzImage or the test guest");
   }
   return config;
 }
@@ -149,7 +152,7 @@ absl::StatusOr<uint64_t> HostMemoryLimit(const std::string& meminfo_path) {
 absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits) {
   if (config.kernel.empty()) {
     return absl::InvalidArgumentError(
-        "--kernel is required: the path of a PVH ELF image (a vmlinux or the test guest)");
+        "--kernel is required: the path of a vmlinux (PVH ELF), a bzImage or the test guest");
   }
   if (config.memory_bytes == 0) {
     return absl::InvalidArgumentError("--memory must be larger than 0 (e.g. 256M)");
@@ -177,15 +180,19 @@ absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits) {
 
 std::string UsageText() {
   return absl::StrFormat(
-      R"(usage: amalgam --kernel PATH [--cmdline STR] [--memory SIZE] [--vcpus N]
-               [--serial-out PATH]
+      R"(usage: amalgam --kernel PATH [--initrd PATH] [--cmdline STR] [--memory SIZE]
+               [--vcpus N] [--serial-out PATH]
 
-Boots a PVH ELF image (a vmlinux built with CONFIG_PVH=y, or //guest:test_guest) in a KVM
-microVM with a 16550 serial console (COM1, 0x3F8, IRQ 4; stdin feeds its receiver), an i8042
-reset line (0x64) and an isa-debug-exit port (0xF4).
+Boots a PVH ELF image (a vmlinux built with CONFIG_PVH=y, or //guest:test_guest) or a bzImage
+(64-bit boot protocol) in a KVM microVM with ACPI tables (one CPU per vCPU, IOAPIC, COM1,
+power-off through the FADT's sleep control port 0x600), a 16550 serial console (COM1, 0x3F8,
+IRQ 4; stdin feeds its receiver), an i8042 reset line (0x64) and an isa-debug-exit port (0xF4).
 
 flags:
-  --kernel PATH       the PVH ELF image to boot (required)
+  --kernel PATH       the kernel to boot (required): a vmlinux/PVH ELF or a bzImage, told
+                      apart by content
+  --initrd PATH       an initramfs for the kernel (PVH: a start_info module; bzImage:
+                      boot_params ramdisk), placed as high in RAM as allowed
   --cmdline STR       the guest kernel command line (default: empty; at most 4095 bytes)
   --memory SIZE       guest RAM, e.g. 256M, 1G, 512K (bare number = MiB; default 256M);
                       RAM above 3 GiB is mapped from 4 GiB up

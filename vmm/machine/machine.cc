@@ -9,8 +9,8 @@
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/i8042.h"
 #include "vmm/devices/irq_line.h"
-#include "vmm/loader/pvh_boot.h"
-#include "vmm/loader/pvh_elf.h"
+#include "vmm/devices/power_off.h"
+#include "vmm/machine/kernel_boot.h"
 #include "vmm/machine/vcpu_exit_outcome.h"
 
 namespace amalgam::vmm::machine {
@@ -111,14 +111,18 @@ absl::Status Machine::Build(const MachineConfig& config) {
 
   // Kernel and boot data first: a bad image is the likeliest user error, report it before
   // touching KVM state.
-  absl::StatusOr<loader::PvhImage> image = loader::LoadPvhKernelFile(config.kernel_path, *memory_);
-  if (!image.ok()) return image.status();
-  if (absl::Status clear = loader::CheckBootDataClear(*image); !clear.ok()) {
-    return Prefixed(clear, absl::StrCat("kernel ", config.kernel_path, ": "));
-  }
-  entry_ = image->entry;
-  absl::StatusOr<uint64_t> start_info = loader::WritePvhBootInfo(*memory_, config.cmdline);
-  if (!start_info.ok()) return start_info.status();
+  BootInputs inputs;
+  inputs.kernel_path = config.kernel_path;
+  inputs.initrd_path = config.initrd_path;
+  inputs.cmdline = config.cmdline;
+  inputs.vcpus = config.vcpus;
+  inputs.virtio_mmio = config.virtio_mmio;
+  inputs.power_off_port = devices::PowerOff::kPort;
+  absl::StatusOr<BootPlan> plan = LoadBoot(*memory_, inputs);
+  if (!plan.ok()) return plan.status();
+  entry_ = static_cast<uint32_t>(plan->entry);
+  linux_boot_protocol_ = plan->protocol == BootProtocol::kLinux64;
+  rsdp_address_ = plan->rsdp;
 
   absl::StatusOr<std::unique_ptr<vcpu::Vm>> vm = vcpu::Vm::Create(*kvm_);
   if (!vm.ok()) return vm.status();
@@ -159,6 +163,12 @@ absl::Status Machine::Build(const MachineConfig& config) {
       !st.ok()) {
     return st;
   }
+  // The FADT's sleep control register: the guest's ACPI power-off (S5).
+  if (absl::Status st = pio_bus_->Insert(std::make_shared<devices::PowerOff>(stop_sink_),
+                                         devices::PowerOff::kPort, devices::PowerOff::kSize);
+      !st.ok()) {
+    return st;
+  }
 
   // vCPUs: each gets CPUID with its own APIC ID. Only the BSP gets boot registers; with the
   // in-kernel irqchip the APs start in wait-for-SIPI and the guest wakes them.
@@ -179,7 +189,7 @@ absl::Status Machine::Build(const MachineConfig& config) {
       return st;
     }
     if (i == 0) {
-      if (absl::Status st = vcpu::SetupPvhEntry(*slot_ptr->vcpu, entry_, *start_info); !st.ok()) {
+      if (absl::Status st = SetupBootVcpu(*slot_ptr->vcpu, *memory_, *plan); !st.ok()) {
         return st;
       }
     }
@@ -301,6 +311,8 @@ MachineInfo Machine::Info() const {
   info.vcpus = config_.vcpus;
   info.memory_bytes = config_.memory_bytes;
   info.kernel_entry = entry_;
+  info.linux_boot_protocol = linux_boot_protocol_;
+  info.rsdp_address = rsdp_address_;
   for (const auto& slot : slots_) {
     info.vcpu_info.push_back({slot->index, slot->state.load(), slot->exits.load()});
   }

@@ -1,10 +1,11 @@
 // Machine: one single-node amalgam microVM: KVM VM with in-kernel irqchip and PIT, guest RAM,
-// the legacy devices (COM1, i8042, debug-exit), a PVH kernel loaded with its start info, and one
-// thread per vCPU. Lifecycle: Create -> Start -> (Pause <-> Resume)* -> Stop/guest exit -> Wait.
-// The control plane (vmm/api) wraps these calls; `amalgam` drives them directly.
-// Ownership: owns KVM, the VM, memory, vCPUs, devices and threads; the destructor stops and joins.
-// Thread-safety: every public method may be called from any thread (one internal mutex);
-// Pause/Resume/Start are serialized against each other.
+// the legacy devices (COM1, i8042, debug-exit, ACPI power-off), ACPI tables, a kernel (PVH ELF or
+// bzImage, with an optional initrd) loaded with its boot data, and one thread per vCPU. Lifecycle:
+// Create -> Start -> (Pause <-> Resume)* -> Stop/guest exit -> Wait. The control plane (vmm/api)
+// wraps these calls; `amalgam` drives them directly. Ownership: owns KVM, the VM, memory, vCPUs,
+// devices and threads; the destructor stops and joins. Thread-safety: every public method may be
+// called from any thread (one internal mutex); Pause/Resume/Start are serialized against each
+// other.
 #ifndef AMALGAM_VMM_MACHINE_MACHINE_H_
 #define AMALGAM_VMM_MACHINE_MACHINE_H_
 
@@ -27,6 +28,7 @@
 #include "vcpu/runner.h"
 #include "vcpu/vcpu.h"
 #include "vcpu/vm.h"
+#include "vmm/acpi/tables.h"
 #include "vmm/devices/byte_sink.h"
 #include "vmm/devices/serial.h"
 #include "vmm/exit_outcome.h"
@@ -34,12 +36,16 @@
 namespace amalgam::vmm::machine {
 
 struct MachineConfig {
-  std::string kernel_path;  // PVH ELF
+  std::string kernel_path;  // PVH ELF (vmlinux, test guest) or bzImage, told apart by content
+  std::string initrd_path;  // empty: no initrd
   std::string cmdline;
   uint64_t memory_bytes = 256ull << 20;
   uint32_t vcpus = 1;
   std::string kvm_device = vcpu::Kvm::kDefaultPath;
   std::shared_ptr<devices::ByteSink> serial_out;  // null: the guest's serial output is dropped
+  // virtio-mmio windows to list in the ACPI DSDT (the devices themselves are attached to
+  // mmio_bus() between Create and Start).
+  std::vector<acpi::MmioDevice> virtio_mmio;
 };
 
 enum class MachineState { kCreated, kRunning, kPaused, kStopping, kStopped };
@@ -60,6 +66,8 @@ struct MachineInfo {
   uint32_t vcpus = 0;
   uint64_t memory_bytes = 0;
   uint32_t kernel_entry = 0;
+  bool linux_boot_protocol = false;  // bzImage (64-bit boot protocol) rather than PVH
+  uint64_t rsdp_address = 0;         // the ACPI RSDP in guest RAM
   std::vector<VcpuInfo> vcpu_info;
   std::optional<ExitOutcome> outcome;  // set once stopped (or stopping)
 };
@@ -112,6 +120,8 @@ class Machine {
 
   MachineConfig config_;
   uint32_t entry_ = 0;
+  bool linux_boot_protocol_ = false;
+  uint64_t rsdp_address_ = 0;
   // Declaration order is destruction order in reverse: threads are joined in ~Machine, then
   // runners and vCPUs go before the VM, the VM before guest memory and the KVM fd.
   std::unique_ptr<vcpu::Kvm> kvm_;
