@@ -4,6 +4,7 @@
 #define AMALGAM_MEMORY_FAULT_TEST_HANDLER_H_
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -14,15 +15,27 @@ namespace amalgam::memory::testing {
 
 class RecordingFaultHandler : public PageFaultHandler {
  public:
-  // Set before the service starts; runs on the service thread after the fault is recorded.
-  std::function<void(const PageFault&)> react;
+  using React = std::function<absl::Status(const PageFault&)>;
+  // Runs on the service thread after each fault is recorded; a non-OK result is kept for
+  // errors() (Catch2 assertions are not thread-safe, so reactions never assert).
+  void set_react(React react) {
+    absl::MutexLock lock(&mu_);
+    react_ = std::move(react);
+  }
 
   void OnFault(const PageFault& fault) override {
+    React react;
     {
       absl::MutexLock lock(&mu_);
       faults_.push_back(fault);
+      react = react_;
     }
-    if (react) react(fault);
+    if (!react) return;
+    absl::Status s = react(fault);
+    if (!s.ok()) {
+      absl::MutexLock lock(&mu_);
+      errors_.push_back(s.ToString());
+    }
   }
   // Waits (generously: the machine is shared) until at least n faults arrived.
   bool WaitForFaults(size_t n, absl::Duration timeout = absl::Seconds(30)) {
@@ -34,10 +47,16 @@ class RecordingFaultHandler : public PageFaultHandler {
     absl::MutexLock lock(&mu_);
     return faults_;
   }
+  std::vector<std::string> errors() {
+    absl::MutexLock lock(&mu_);
+    return errors_;
+  }
 
  private:
   absl::Mutex mu_;
+  React react_ ABSL_GUARDED_BY(mu_);
   std::vector<PageFault> faults_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace amalgam::memory::testing

@@ -135,13 +135,13 @@ TEST_CASE("guest read of a missing page blocks until InstallShared; its write th
       0xf4,                                                   // hlt
   });
   const std::vector<uint8_t> content = Pattern(0xC0DE0000);
-  rig.handler.react = [&](const PageFault& f) {
+  rig.handler.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind == FaultKind::kMissing) {
-      REQUIRE(rig.svc->InstallShared(f.gpa, content).ok());
+      return rig.svc->InstallShared(f.gpa, content);
     } else {
-      REQUIRE(rig.svc->MakeWritable(f.gpa).ok());
+      return rig.svc->MakeWritable(f.gpa);
     }
-  };
+  });
   rig.Run();
   rig.thread.join();
   INFO(rig.exit.status().ToString());
@@ -159,6 +159,7 @@ TEST_CASE("guest read of a missing page blocks until InstallShared; its write th
   CHECK(faults[1].kind == FaultKind::kWriteProtect);
   CHECK(faults[1].gpa == GuestAddress(kDataGpa));
   CHECK(faults[1].thread_id == rig.vcpu_tid.load());
+  CHECK(rig.handler.errors().empty());
 }
 
 TEST_CASE("Downgrade while the guest increments a counter: protect, copy out, next write faults") {
@@ -170,13 +171,14 @@ TEST_CASE("Downgrade while the guest increments a counter: protect, copy out, ne
   });
   const GuestAddress page(kDataGpa + kPageSize);
   std::atomic<bool> hold_wp{false};
-  rig.handler.react = [&](const PageFault& f) {
+  rig.handler.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind == FaultKind::kMissing) {
-      REQUIRE(rig.svc->InstallZeroShared(f.gpa).ok());
+      return rig.svc->InstallZeroShared(f.gpa);
     } else if (!hold_wp) {
-      REQUIRE(rig.svc->MakeWritable(f.gpa).ok());
+      return rig.svc->MakeWritable(f.gpa);
     }
-  };
+    return absl::OkStatus();  // held: the test resolves it
+  });
   rig.Run();
   REQUIRE(rig.handler.WaitForFaults(2));  // MISSING, then WP on the first increment
   REQUIRE(Eventually([&] { return rig.Peek(page.value()) > 200; }));
@@ -199,6 +201,7 @@ TEST_CASE("Downgrade while the guest increments a counter: protect, copy out, ne
   REQUIRE(rig.exit.ok());
   CHECK(rig.exit->reason == vcpu::VcpuExitReason::kKicked);
   CHECK(rig.svc->Metrics()["downgrades"] == 1);
+  CHECK(rig.handler.errors().empty());
 }
 
 // Regression: with MADV_DONTNEED the memfd page would stay in the page cache, the guest would
@@ -217,10 +220,10 @@ TEST_CASE("Drop removes the page: the guest's next read faults again and sees th
   });
   const GuestAddress page(kDataGpa + 2 * kPageSize);
   std::atomic<uint32_t> tag{0xA1A10000};
-  rig.handler.react = [&](const PageFault& f) {
-    REQUIRE(f.kind == FaultKind::kMissing);  // the guest only reads
-    REQUIRE(rig.svc->InstallShared(f.gpa, Pattern(tag.load())).ok());
-  };
+  rig.handler.set_react([&](const PageFault& f) -> absl::Status {
+    if (f.kind != FaultKind::kMissing) return absl::InternalError("the guest only reads");
+    return rig.svc->InstallShared(f.gpa, Pattern(tag.load()));
+  });
   rig.Run();
   REQUIRE(rig.port->WaitFor(0xA1A10000));
   tag = 0xB2B20000;
@@ -238,6 +241,7 @@ TEST_CASE("Drop removes the page: the guest's next read faults again and sees th
   auto m = rig.svc->Metrics();
   CHECK(m["drops"] == 1);
   CHECK(m["faults_missing_read"] == 2);
+  CHECK(rig.handler.errors().empty());
 }
 
 TEST_CASE("Shutdown with the vCPU blocked on a fault releases it: it reads zeros and runs on") {

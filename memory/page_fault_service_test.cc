@@ -70,15 +70,15 @@ TEST_CASE(
   RecordingFaultHandler h;
   PageFaultService* svc_ptr = nullptr;
   const std::vector<uint8_t> content = Pattern(0xC0DE0000);
-  h.react = [&](const PageFault& f) {
-    if (f.kind == FaultKind::kMissing) {
-      REQUIRE(svc_ptr->InstallShared(f.gpa, content).ok());
-    } else {
-      REQUIRE(svc_ptr->MakeWritable(f.gpa).ok());
-    }
-  };
   auto svc = MakeService(mem.get(), &h);
   svc_ptr = svc.get();
+  h.set_react([&](const PageFault& f) -> absl::Status {
+    if (f.kind == FaultKind::kMissing) {
+      return svc_ptr->InstallShared(f.gpa, content);
+    } else {
+      return svc_ptr->MakeWritable(f.gpa);
+    }
+  });
   REQUIRE(svc->uffd().has_thread_id());
 
   volatile uint32_t* p = reinterpret_cast<volatile uint32_t*>(
@@ -124,21 +124,22 @@ TEST_CASE(
     if (k.rfind("fault_service_us_le_", 0) == 0) buckets += v;
   }
   CHECK(buckets == 2);
+  CHECK(h.errors().empty());
 }
 
 TEST_CASE("zero-fill install reads zeros, is write-protected, and a write then lands") {
   auto mem = MakeMemory();
   RecordingFaultHandler h;
   PageFaultService* svc_ptr = nullptr;
-  h.react = [&](const PageFault& f) {
-    if (f.kind == FaultKind::kMissing) {
-      REQUIRE(svc_ptr->InstallZeroShared(f.gpa).ok());
-    } else {
-      REQUIRE(svc_ptr->MakeWritable(f.gpa).ok());
-    }
-  };
   auto svc = MakeService(mem.get(), &h);
   svc_ptr = svc.get();
+  h.set_react([&](const PageFault& f) -> absl::Status {
+    if (f.kind == FaultKind::kMissing) {
+      return svc_ptr->InstallZeroShared(f.gpa);
+    } else {
+      return svc_ptr->MakeWritable(f.gpa);
+    }
+  });
   volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(
       mem->GetHostAddress(GuestAddress(5 * kPageSize), kPageSize).value());
   uint64_t sum = 1;
@@ -154,6 +155,7 @@ TEST_CASE("zero-fill install reads zeros, is write-protected, and a write then l
   CHECK(faults[0].kind == FaultKind::kMissing);
   CHECK(faults[1].kind == FaultKind::kWriteProtect);  // the zero page was installed read-only
   CHECK(Metric(*svc, "zero_installs") == 1);
+  CHECK(h.errors().empty());
 }
 
 TEST_CASE("installing a page that is already present counts EEXIST and is not an error") {
@@ -195,15 +197,15 @@ TEST_CASE("Downgrade and Drop copy out the current page; Drop makes the next rea
   RecordingFaultHandler h;
   PageFaultService* svc_ptr = nullptr;
   std::atomic<uint32_t> next_tag{0x1000};
-  h.react = [&](const PageFault& f) {
-    if (f.kind == FaultKind::kMissing) {
-      REQUIRE(svc_ptr->InstallShared(f.gpa, Pattern(next_tag.load())).ok());
-    } else {
-      REQUIRE(svc_ptr->MakeWritable(f.gpa).ok());
-    }
-  };
   auto svc = MakeService(mem.get(), &h);
   svc_ptr = svc.get();
+  h.set_react([&](const PageFault& f) -> absl::Status {
+    if (f.kind == FaultKind::kMissing) {
+      return svc_ptr->InstallShared(f.gpa, Pattern(next_tag.load()));
+    } else {
+      return svc_ptr->MakeWritable(f.gpa);
+    }
+  });
   volatile uint32_t* p = reinterpret_cast<volatile uint32_t*>(
       mem->GetHostAddress(GuestAddress(2 * kPageSize), kPageSize).value());
   std::thread([&] { p[0] = 42; }).join();  // MISSING (write) then WP
@@ -227,6 +229,7 @@ TEST_CASE("Downgrade and Drop copy out the current page; Drop makes the next rea
   // Downgrade / Drop of a page that is not present reads zeros and never faults.
   REQUIRE(svc->Downgrade(GuestAddress(9 * kPageSize), absl::MakeSpan(out)).ok());
   CHECK(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; }));
+  CHECK(h.errors().empty());
 }
 
 TEST_CASE("error paths: outside guest RAM, bad sizes, unregistered addresses") {
