@@ -12,6 +12,9 @@
 // missing page reads the memfd's current content (zeros if never installed) and WP is lifted.
 // Nothing hangs; the count of faults released this way is metric "released_on_shutdown". Stop the
 // vCPUs first if those pages must not be used.
+//
+// If reading the uffd fails (not EAGAIN/EINTR) the thread stops and counts "read_errors"; faults
+// then wait until Shutdown() releases them as above.
 #ifndef AMALGAM_MEMORY_PAGE_FAULT_SERVICE_H_
 #define AMALGAM_MEMORY_PAGE_FAULT_SERVICE_H_
 
