@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/uffd/raw_uffd_loop.h"
 #include "memory/page_fault_service.h"
 #include "memory/userfaultfd.h"
 
@@ -57,51 +58,11 @@ std::unique_ptr<GuestMemory> NewMemory(uint64_t pages) {
   return std::move(*mem);
 }
 
-// Floor: raw ioctls on one uffd, one message per read, no GPA translation, no bookkeeping.
+// Floor: the bare loop.
 void FloorRound(uint64_t pages, Samples* out) {
   auto mem = NewMemory(pages);
-  auto uffd = Userfaultfd::Open();
-  if (!uffd.ok()) {
-    fprintf(stderr, "userfaultfd: %s\n", uffd.status().ToString().c_str());
-    exit(1);
-  }
-  const int fd = (*uffd)->fd();
-  uffdio_register reg = {};
-  reg.range.start = reinterpret_cast<uint64_t>(mem->regions()[0].host_address());
-  reg.range.len = pages * kPageSize;
-  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
-  if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
-    perror("UFFDIO_REGISTER");
-    exit(1);
-  }
-  const int stop = eventfd(0, EFD_CLOEXEC);
-  std::thread handler([&] {
-    pollfd fds[2] = {{fd, POLLIN, 0}, {stop, POLLIN, 0}};
-    for (;;) {
-      poll(fds, 2, -1);
-      if (fds[1].revents) return;
-      uffd_msg m;
-      if (read(fd, &m, sizeof(m)) != sizeof(m)) continue;
-      if (m.event != UFFD_EVENT_PAGEFAULT) continue;
-      uint64_t addr = m.arg.pagefault.address & ~(kPageSize - 1);
-      if (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
-        uffdio_writeprotect wp = {{addr, kPageSize}, 0};
-        ioctl(fd, UFFDIO_WRITEPROTECT, &wp);
-      } else {
-        uffdio_copy c = {};
-        c.dst = addr;
-        c.src = reinterpret_cast<uint64_t>(g_content);
-        c.len = kPageSize;
-        c.mode = UFFDIO_COPY_MODE_WP;
-        ioctl(fd, UFFDIO_COPY, &c);
-      }
-    }
-  });
+  bench::RawUffdLoop loop(mem->regions()[0].host_address(), pages * kPageSize, g_content);
   Touch(*mem, pages, out);
-  uint64_t one = 1;
-  (void)!write(stop, &one, sizeof(one));
-  handler.join();
-  close(stop);
 }
 
 class ImmediateHandler : public PageFaultHandler {
