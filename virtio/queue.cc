@@ -83,6 +83,13 @@ absl::StatusOr<DescriptorChain> ParseChain(const GuestMemory& mem, GuestAddress 
         return absl::InvalidArgumentError(absl::StrCat("chain ", head, ": indirect table length ",
                                                        desc->len, " is not a multiple of 16"));
       }
+      // The spec caps any chain at the queue size, indirect ones included; without the cap a
+      // guest could hand us a 4 GiB table of 2^28 descriptors to walk and to store.
+      if (desc->len / kDescSize > queue_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chain ", head, ": indirect table of ", desc->len / kDescSize,
+                         " descriptors is longer than the queue (", queue_size, ")"));
+      }
       GuestAddress ind(desc->addr);
       if (!ind.CheckedAdd(desc->len).has_value() || !mem.IsValidRange(ind, desc->len)) {
         return absl::OutOfRangeError(absl::StrCat("chain ", head, ": indirect table [0x",

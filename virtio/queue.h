@@ -3,7 +3,8 @@
 // Everything the guest supplies is checked before it is used: ring addresses and sizes when the
 // queue is activated, the avail index against the queue size, every descriptor index, every
 // buffer's address + length (with overflow checks) against guest RAM, chain length (a hop limit
-// catches loops), indirect tables (one level only, length a multiple of 16) and the order of
+// catches loops), indirect tables (one level only, length a multiple of 16, at most queue-size
+// entries) and the order of
 // readable and writable buffers. A violation is an error Status; the device turns it into a
 // device error (DEVICE_NEEDS_RESET) and the VMM keeps running.
 //

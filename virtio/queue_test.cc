@@ -215,6 +215,16 @@ TEST_CASE("hostile: nested indirect, indirect without the feature, bad indirect 
   CHECK(PopError(k).code() == absl::StatusCode::kOutOfRange);
 }
 
+TEST_CASE("hostile: an indirect table longer than the queue") {
+  Fixture f;  // queue size 8
+  f.q.set_indirect(true);
+  const uint64_t table = 0x8000;
+  for (uint16_t i = 0; i < 9; ++i) f.drv.SetDescAt(table, i, kData, 1, kDescFlagNext, i + 1);
+  f.drv.SetDesc(0, table, 9 * 16, kDescFlagIndirect, 0);
+  f.drv.Post(0);
+  CHECK(PopError(f).message().find("longer than the queue") != std::string::npos);
+}
+
 TEST_CASE("hostile: avail index far ahead of the device") {
   Fixture f;
   f.drv.SetAvailIdx(100);
