@@ -11,9 +11,9 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "vcpu/regs.h"
 #include "vmm/acpi/acpi.h"
 #include "vmm/acpi/write_tables.h"
@@ -151,6 +151,13 @@ absl::StatusOr<BootPlan> LoadLinux64(memory::GuestMemory& memory, const BootInpu
   o.rsdp_addr = *rsdp;
   absl::StatusOr<linux_boot::BzImageBoot> boot = linux_boot::LoadBzImage(memory, kernel, o);
   if (!boot.ok()) return FileError(boot.status(), in);
+  // The entry page tables map only the low 4 GiB (see kernel_boot.h).
+  if (boot->kernel_end > kLinuxIdentityMapBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "kernel %s: the kernel's window [0x%x, 0x%x) (pref_address + init_size) ends above 4 GiB; "
+        "amalgam enters a bzImage with the low 4 GiB mapped: use a kernel loaded lower",
+        in.kernel_path, boot->kernel_load, boot->kernel_end));
+  }
   BootPlan plan;
   plan.protocol = BootProtocol::kLinux64;
   plan.entry = boot->entry;

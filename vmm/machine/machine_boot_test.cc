@@ -223,6 +223,14 @@ TEST_CASE("machine boot: bad bzImages are one line naming the kernel file") {
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()).find("kernel " + path + ": ") == 0);
 
+  linux_boot::FakeBzImageSpec high;
+  high.pref_address = (4ull << 30) + (16 << 20);  // in RAM (6 GiB: [4 GiB, 7 GiB)), not mapped
+  MachineConfig high_config = Config(WriteFile("high.bzImage", linux_boot::MakeBzImage(high)));
+  high_config.memory_bytes = 6ull << 30;
+  vm = Machine::Create(high_config);
+  REQUIRE_FALSE(vm.ok());
+  CHECK(std::string(vm.status().message()).find("ends above 4 GiB") != std::string::npos);
+
   MachineConfig small = Config(WriteFile("ok.bzImage", linux_boot::MakeBzImage()));
   small.memory_bytes = 8 << 20;  // below pref_address (16 MiB)
   vm = Machine::Create(small);
