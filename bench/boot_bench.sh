@@ -4,15 +4,20 @@
 # measures the time from process start to the guest's `amalgam-guest: ready` line, the time to
 # process exit, and the VMM's peak RSS (GNU time %M, i.e. getrusage maxrss of the process tree).
 # Prints min/median/max per VMM and the amalgam/QEMU ratio of the medians. Never asserts.
+# --linux: the Debian vmlinux (PVH) from tools/make-guest.sh ($AMALGAM_GUEST_DIR, else out/guest)
+# to its `Linux version` banner; each VMM is stopped (SIGTERM) at the banner, so "exit" is the
+# time to stop it, and "guest" stays 0 (the kernel never finishes on a PVM host anyway).
 #
 #   bazel run -c opt //bench:boot_bench -- -n 10      (builds and measures //vmm:amalgam too)
 #   boot_bench.sh [-n RUNS] [-w WARMUP] [-t TIMEOUT_S] [-g GUEST.elf] [-c CMDLINE]
 #                 [-m MEMORY_MIB] [-s VCPUS] [-o KEEP_DIR] [--amalgam-bin PATH] [--no-amalgam]
-#                 [--amalgam-cmd TEMPLATE] [--qemu-cmd TEMPLATE]
+#                 [--amalgam-cmd TEMPLATE] [--qemu-cmd TEMPLATE] [--marker TEXT]
+#                 [--stop-at-marker] [--linux]
 # Command templates are run with `bash -c`; they see $GUEST $CMDLINE $MEM_MIB $VCPUS $AMALGAM_BIN.
 set -uo pipefail
 
 runs=10 warmup=1 timeout_s=60 mem_mib=256 vcpus=1 cmdline=hello keep_dir="" no_amalgam=0
+stop_at_marker=0 linux=0 cmdline_set=0 mem_set=0
 guest=${GUEST:-}
 amalgam_bin=${AMALGAM_BIN:-}
 # The amalgam command line (the VMM's flags may still change: adjust here or with --amalgam-cmd).
@@ -25,21 +30,24 @@ qemu_cmd='qemu-system-x86_64 -M microvm -enable-kvm -cpu host,-arch-capabilities
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$GUEST" -append "$CMDLINE"'
 marker='amalgam-guest: ready'
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     -n) runs=$2; shift ;;
     -w) warmup=$2; shift ;;
     -t) timeout_s=$2; shift ;;
     -g) guest=$2; shift ;;
-    -c) cmdline=$2; shift ;;
-    -m) mem_mib=$2; shift ;;
+    -c) cmdline=$2; cmdline_set=1; shift ;;
+    -m) mem_mib=$2; mem_set=1; shift ;;
     -s) vcpus=$2; shift ;;
     -o) keep_dir=$2; shift ;;
     --amalgam-bin) amalgam_bin=$2; shift ;;
     --amalgam-cmd) amalgam_cmd=$2; shift ;;
     --qemu-cmd) qemu_cmd=$2; shift ;;
     --no-amalgam) no_amalgam=1 ;;
+    --marker) marker=$2; shift ;;
+    --stop-at-marker) stop_at_marker=1 ;;
+    --linux) linux=1 ;;
     -h|--help) usage 0 ;;
     *) echo "boot_bench: unknown argument '$1' (see --help)" >&2; usage 2 >&2 ;;
   esac
@@ -48,6 +56,21 @@ done
 
 # The guest: -g, else the runfile next to this script (bazel run), else the usual bazel-bin path.
 here=$(cd "$(dirname "$0")" && pwd)
+if ((linux)); then
+  marker='Linux version' stop_at_marker=1
+  ((cmdline_set)) || cmdline='earlyprintk=ttyS0 console=ttyS0 noxsave'
+  ((mem_set)) || mem_mib=512
+  if [[ -z $guest ]]; then
+    for c in "${AMALGAM_GUEST_DIR:-}/vmlinux" "${BUILD_WORKSPACE_DIRECTORY:-.}/out/guest/vmlinux" \
+      "$here/../out/guest/vmlinux"; do
+      [[ -f $c ]] && { guest=$c; break; }
+    done
+  fi
+  if [[ -z $guest || ! -f $guest ]]; then
+    echo "boot_bench: no vmlinux: run tools/make-guest.sh OUTDIR and set AMALGAM_GUEST_DIR (or -g)" >&2
+    exit 2
+  fi
+fi
 if [[ -z $guest ]]; then
   for c in "${RUNFILES_DIR:-$0.runfiles}/amalgam/guest/test_guest.elf" "$PWD/guest/test_guest.elf" \
     "$here/../guest/test_guest.elf" "${BUILD_WORKSPACE_DIRECTORY:-.}/bazel-bin/guest/test_guest.elf"; do
@@ -93,20 +116,33 @@ echo "label,run,ready_ms,exit_ms,peak_rss_kb,status,guest_passed" >"$samples"
 # One boot: appends a line to samples.csv. ready_ms is NA when the marker never appeared.
 boot_once() {
   local label=$1 run=$2 template=$3 log=$dir/$1.$2.log rss=$dir/$1.$2.rss
-  local t0 t_ready="" t_exit="" status="" line passed=0
+  local t0 t_ready="" t_exit="" status="" line passed=0 tpid=""
   : >"$log"
   t0=$EPOCHREALTIME
   while IFS= read -r line; do
-    if [[ $line == __boot_bench_status=* ]]; then
-      t_exit=$EPOCHREALTIME
-      status=${line#__boot_bench_status=}
+    if [[ $line == __boot_bench_pid=* ]]; then
+      tpid=${line#__boot_bench_pid=}
       continue
     fi
-    [[ -z $t_ready && $line == *"$marker"* ]] && t_ready=$EPOCHREALTIME
+    # The status may follow a last console line that had no newline (a VMM stopped mid-line).
+    if [[ $line == *__boot_bench_status=* ]]; then
+      t_exit=$EPOCHREALTIME
+      status=${line##*__boot_bench_status=}
+      line=${line%__boot_bench_status=*}
+      [[ -n $line ]] && printf '%s\n' "$line" >>"$log"
+      continue
+    fi
+    if [[ -z $t_ready && $line == *"$marker"* ]]; then
+      t_ready=$EPOCHREALTIME
+      # SIGTERM to `timeout` (the child of `time`), which passes it on to the VMM.
+      ((stop_at_marker)) && [[ -n $tpid ]] && pkill -TERM -P "$tpid"
+    fi
     [[ $line == *"amalgam-guest: exit 0"* ]] && passed=1
     printf '%s\n' "$line" >>"$log"
   done < <(
-    /usr/bin/time -f '%M' -o "$rss" timeout -k 5 "$timeout_s" bash -c "exec $template" </dev/null 2>&1
+    /usr/bin/time -f '%M' -o "$rss" timeout -k 5 "$timeout_s" bash -c "exec $template" </dev/null 2>&1 &
+    echo "__boot_bench_pid=$!"
+    wait $!
     echo "__boot_bench_status=$?"
   )
   awk -v l="$label" -v r="$run" -v t0="$t0" -v tr="$t_ready" -v te="$t_exit" -v s="$status" \
@@ -126,6 +162,7 @@ template_of() {
 echo "guest: $guest  cmdline: '$cmdline'  memory: ${mem_mib} MiB  vCPUs: $vcpus"
 for l in "${labels[@]}"; do echo "$l: $(eval echo "$(template_of "$l")")"; done
 echo "runs: $runs per VMM, alternating, after $warmup warm-up boot(s) each; timeout ${timeout_s}s"
+echo "ready = first line with '$marker'$( ((stop_at_marker)) && echo "; the VMM is stopped (SIGTERM) there")"
 for ((i = 0; i < warmup; i++)); do
   for l in "${labels[@]}"; do boot_once "$l" "warmup$i" "$(template_of "$l")"; done
 done

@@ -35,6 +35,13 @@ expect "QEMU row" '^qemu +1 +1 \|' "$tmp/a.out"
 expect "ratio of medians" '^amalgam/QEMU \(medians\): ready [0-9.]+x, exit [0-9.]+x, peak RSS [0-9.]+x$' \
   "$tmp/a.out"
 
+# --stop-at-marker: the VMM is stopped at the (custom) marker and the row is still reported.
+"$bench" -n 1 -w 0 -g "$guest" --no-amalgam --marker 'amalgam-guest: ready' --stop-at-marker \
+  -o "$tmp/m" >"$tmp/m.out" 2>&1
+expect "stop-at-marker row" '^qemu +1 +[01] \| +[0-9.]+ ' "$tmp/m.out"
+expect "stop-at-marker note" "ready = first line with 'amalgam-guest: ready'; the VMM is stopped" \
+  "$tmp/m.out"
+
 # A VMM that never prints the marker is reported, not hidden.
 "$bench" -n 1 -w 0 -g "$guest" --amalgam-bin /bin/true --amalgam-cmd 'echo no guest here' \
   >"$tmp/b.out" 2>&1
