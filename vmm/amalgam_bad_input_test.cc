@@ -55,6 +55,8 @@ TEST_CASE("bad input: flags") {
   ExpectOneLine({"--kernel", Guest(), "--bogus"}, "unknown flag --bogus");
   ExpectOneLine({"--kernel", Guest(), "--vcpus", "many"}, "--vcpus many: not a vCPU count");
   ExpectOneLine({"--kernel", Guest(), "--memory", "lots"}, "--memory lots: not a number");
+  ExpectOneLine({"--kernel", Guest(), "--cpu-template", "no-such-cpu"},
+                "--cpu-template: unknown CPU template \"no-such-cpu\"; available: ");
 }
 
 TEST_CASE("bad input: kernel files") {

@@ -72,6 +72,7 @@ int Run(int argc, char** argv) {
   machine::MachineConfig mc;
   mc.kernel_path = cfg->kernel;
   mc.initrd_path = cfg->initrd;
+  mc.cpu_template = cfg->cpu_template;
   mc.cmdline = cfg->cmdline;
   mc.memory_bytes = cfg->memory_bytes;
   mc.vcpus = cfg->vcpus;

@@ -80,8 +80,8 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
       name = name.substr(0, eq);
       have_value = true;
     }
-    static const char* kKnown[] = {"kernel", "initrd",     "cmdline",   "memory",
-                                   "vcpus",  "serial-out", "kvm-device"};
+    static const char* kKnown[] = {"kernel", "initrd", "cpu-template", "cmdline",
+                                   "memory", "vcpus",  "serial-out",   "kvm-device"};
     bool known = false;
     for (const char* k : kKnown) known = known || name == k;
     if (!known) {
@@ -100,6 +100,11 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
     } else if (name == "initrd") {
       if (value.empty()) return absl::InvalidArgumentError("--initrd needs a file path");
       config.initrd = value;
+    } else if (name == "cpu-template") {
+      if (value.empty()) {
+        return absl::InvalidArgumentError("--cpu-template needs a name (e.g. baseline or host)");
+      }
+      config.cpu_template = value;
     } else if (name == "cmdline") {
       config.cmdline = value;
     } else if (name == "memory") {
@@ -181,7 +186,7 @@ absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits) {
 std::string UsageText() {
   return absl::StrFormat(
       R"(usage: amalgam --kernel PATH [--initrd PATH] [--cmdline STR] [--memory SIZE]
-               [--vcpus N] [--serial-out PATH]
+               [--vcpus N] [--cpu-template NAME] [--serial-out PATH]
 
 Boots a PVH ELF image (a vmlinux built with CONFIG_PVH=y, or //guest:test_guest) or a bzImage
 (64-bit boot protocol) in a KVM microVM with ACPI tables (one CPU per vCPU, IOAPIC, COM1,
@@ -193,6 +198,8 @@ flags:
                       apart by content
   --initrd PATH       an initramfs for the kernel (PVH: a start_info module; bzImage:
                       boot_params ramdisk), placed as high in RAM as allowed
+  --cpu-template NAME a named CPU template (CPUID/MSR mask): baseline (x86-64-v2 level, the
+                      same on every node) or host (unchanged); default: none (= host)
   --cmdline STR       the guest kernel command line (default: empty; at most 4095 bytes)
   --memory SIZE       guest RAM, e.g. 256M, 1G, 512K (bare number = MiB; default 256M);
                       RAM above 3 GiB is mapped from 4 GiB up

@@ -20,9 +20,10 @@ inline constexpr const char* kDefaultKvmDevice = "/dev/kvm";
 inline constexpr const char* kKvmDeviceEnv = "AMALGAM_KVM_DEVICE";
 
 struct VmConfig {
-  std::string kernel;   // required: a PVH ELF image or a bzImage
-  std::string initrd;   // empty: none
-  std::string cmdline;  // the guest kernel command line
+  std::string kernel;        // required: a PVH ELF image or a bzImage
+  std::string initrd;        // empty: none
+  std::string cpu_template;  // empty: none (the CPUID KVM supports); else a vcpu/cpu_template name
+  std::string cmdline;       // the guest kernel command line
   uint64_t memory_bytes = kDefaultMemoryBytes;
   uint32_t vcpus = 1;
   std::string serial_out;  // empty: stdout
@@ -33,7 +34,8 @@ struct VmConfig {
 // in bytes. INVALID_ARGUMENT for garbage, overflow or a negative value.
 absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text);
 
-// Parses --kernel PATH, --initrd PATH, --cmdline STR, --memory SIZE, --vcpus N, --serial-out PATH,
+// Parses --kernel PATH, --initrd PATH, --cpu-template NAME, --cmdline STR, --memory SIZE, --vcpus
+// N, --serial-out PATH,
 // --kvm-device PATH (hidden) and --help; both `--flag value` and `--flag=value` work. The
 // kvm device defaults to $AMALGAM_KVM_DEVICE when set. Sets *help and returns early on --help.
 absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* help);

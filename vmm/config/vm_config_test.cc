@@ -15,6 +15,19 @@ absl::StatusOr<VmConfig> Parse(std::vector<std::string> args) {
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
+TEST_CASE("config: --initrd and --cpu-template") {
+  auto c = Parse({"--kernel", "/k", "--initrd", "/rd.img", "--cpu-template=baseline"});
+  REQUIRE(c.ok());
+  CHECK(c->initrd == "/rd.img");
+  CHECK(c->cpu_template == "baseline");
+  auto d = Parse({"--kernel=/k"});
+  REQUIRE(d.ok());
+  CHECK(d->initrd.empty());
+  CHECK(d->cpu_template.empty());
+  CHECK(Msg(Parse({"--kernel=/k", "--initrd="}).status()) == "--initrd needs a file path");
+  CHECK(Msg(Parse({"--kernel=/k", "--cpu-template="}).status()).find("--cpu-template needs") == 0);
+}
+
 TEST_CASE("config: memory sizes") {
   CHECK(*ParseMemorySize("256M") == 256ull << 20);
   CHECK(*ParseMemorySize("1G") == 1ull << 30);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "vcpu/cpu_template.h"
 #include "vcpu/cpuid.h"
 #include "vcpu/regs.h"
 #include "vmm/devices/debug_exit.h"
@@ -172,6 +173,12 @@ absl::Status Machine::Build(const MachineConfig& config) {
 
   // vCPUs: each gets CPUID with its own APIC ID. Only the BSP gets boot registers; with the
   // in-kernel irqchip the APs start in wait-for-SIPI and the guest wakes them.
+  std::optional<vcpu::CpuTemplateSpec> cpu_template;
+  if (!config.cpu_template.empty()) {
+    absl::StatusOr<vcpu::CpuTemplateSpec> spec = vcpu::FindCpuTemplate(config.cpu_template);
+    if (!spec.ok()) return Prefixed(spec.status(), "--cpu-template: ");
+    cpu_template = std::move(*spec);
+  }
   absl::StatusOr<vcpu::CpuidEntries> supported = kvm_->GetSupportedCpuid();
   if (!supported.ok()) return supported.status();
   memory::GuestMemory* memory = memory_.get();
@@ -184,8 +191,12 @@ absl::Status Machine::Build(const MachineConfig& config) {
     vcpu::CpuidConfig cc;
     cc.apic_id = i;
     cc.num_vcpus = config.vcpus;
-    if (absl::Status st = slot_ptr->vcpu->SetCpuid2(vcpu::BuildVcpuCpuid(*supported, cc));
-        !st.ok()) {
+    if (cpu_template.has_value()) {
+      absl::StatusOr<vcpu::CpuidEntries> set =
+          vcpu::SetupVcpuCpu(*vm_, *slot_ptr->vcpu, *supported, cc, *cpu_template);
+      if (!set.ok()) return Prefixed(set.status(), "--cpu-template: ");
+    } else if (absl::Status st = slot_ptr->vcpu->SetCpuid2(vcpu::BuildVcpuCpuid(*supported, cc));
+               !st.ok()) {
       return st;
     }
     if (i == 0) {

@@ -39,6 +39,7 @@ struct MachineConfig {
   std::string kernel_path;  // PVH ELF (vmlinux, test guest) or bzImage, told apart by content
   std::string initrd_path;  // empty: no initrd
   std::string cmdline;
+  std::string cpu_template;  // empty: none; else a vcpu/cpu_template.h name ("baseline", "host")
   uint64_t memory_bytes = 256ull << 20;
   uint32_t vcpus = 1;
   std::string kvm_device = vcpu::Kvm::kDefaultPath;

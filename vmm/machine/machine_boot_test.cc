@@ -238,5 +238,26 @@ TEST_CASE("machine boot: bad bzImages are one line naming the kernel file") {
   CHECK(std::string(vm.status().message()).find("guest RAM must cover") != std::string::npos);
 }
 
+TEST_CASE("machine boot: a named CPU template applies to every vCPU; unknown names are refused") {
+  auto sink = std::make_shared<devices::StringSink>();
+  MachineConfig c = Config(WriteKernel("tmpl.elf", loader::SerialThenExitCode("ok\n", 3)), 2);
+  c.cpu_template = "baseline";
+  c.serial_out = sink;
+  auto vm = Machine::Create(c);
+  INFO(vm.status().ToString());
+  REQUIRE(vm.ok());
+  REQUIRE((*vm)->Start().ok());
+  ExitOutcome out = (*vm)->Wait();
+  CHECK(out.kind == ExitKind::kDebugExit);
+  CHECK(out.debug_exit_value == 3);
+  CHECK(sink->str() == "ok\n");
+
+  c.cpu_template = "no-such-cpu";
+  vm = Machine::Create(c);
+  REQUIRE_FALSE(vm.ok());
+  CHECK(std::string(vm.status().message()).find("--cpu-template: unknown CPU template") == 0);
+  CHECK(std::string(vm.status().message()).find("baseline") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace amalgam::vmm::machine
