@@ -11,11 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "vmm/api/control_plane.h"
 #include "vmm/config/vm_config.h"
 #include "vmm/devices/byte_sink.h"
 #include "vmm/devices/input_pump.h"
 #include "vmm/exit_outcome.h"
 #include "vmm/machine/machine.h"
+#include "vmm/virtio_devices/virtio_devices.h"
 
 namespace {
 
@@ -25,6 +27,46 @@ using amalgam::vmm::ExitOutcome;
 int Fail(int code, const absl::Status& s) {
   std::fprintf(stderr, "amalgam: %.*s\n", static_cast<int>(s.message().size()), s.message().data());
   return code;
+}
+
+// `amalgam --api-socket PATH`: the VM is created, started and stopped through the gRPC API
+// (vmm/api); SIGINT/SIGTERM stop it. Exit status as in direct mode.
+int RunControlPlane(const amalgam::vmm::config::VmConfig& cfg) {
+  namespace api = amalgam::vmm::api;
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  api::ControlPlaneOptions options;
+  options.server.unix_socket = cfg.api_socket;
+  options.server.metrics_address = cfg.metrics_address;
+  options.config_file = cfg.config_file;
+  absl::StatusOr<std::unique_ptr<api::ControlPlane>> cp = api::ControlPlane::Start(options);
+  if (!cp.ok()) return Fail(amalgam::vmm::kExitUsage, cp.status());
+  std::fprintf(stderr, "amalgam: control API on %s\n", cfg.api_socket.c_str());
+
+  api::ControlPlane* plane = cp->get();
+  std::atomic<bool> done{false};
+  std::thread signal_thread([&stop_signals, &done, plane] {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&stop_signals, &sig) != 0) continue;
+      if (done.load()) return;
+      plane->Stop(absl::StrCat("received signal ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    }
+  });
+  ExitOutcome outcome = plane->WaitForVmExit();
+  done.store(true);
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  if (outcome.kind == ExitKind::kStopped) {
+    std::fprintf(stderr, "amalgam: stopped: %s\n", outcome.detail.c_str());
+  } else if (outcome.kind != ExitKind::kDebugExit) {
+    std::fprintf(stderr, "amalgam: %s\n", outcome.detail.c_str());
+  }
+  return amalgam::vmm::ExitStatusFor(outcome);
 }
 
 int Run(int argc, char** argv) {
@@ -51,6 +93,8 @@ int Run(int argc, char** argv) {
     return Fail(amalgam::vmm::kExitUsage, s);
   }
 
+  if (!cfg->api_socket.empty()) return RunControlPlane(*cfg);
+
   std::shared_ptr<devices::ByteSink> sink;
   if (cfg->serial_out.empty()) {
     sink = std::make_shared<devices::FdSink>(1, /*owned=*/false);
@@ -69,11 +113,34 @@ int Run(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // virtio devices: backends open now (errors are the user's), attached after the VM exists.
+  namespace vdev = amalgam::vmm::virtio_devices;
+  vdev::VirtioOptions vopts;
+  for (const std::string& d : cfg->disks) {
+    absl::StatusOr<vdev::DiskSpec> disk = vdev::ParseDiskFlag(d);
+    if (!disk.ok()) return Fail(amalgam::vmm::kExitUsage, disk.status());
+    vopts.disks.push_back(*disk);
+  }
+  for (const std::string& n : cfg->nets) {
+    absl::StatusOr<vdev::NetSpec> net = vdev::ParseNetFlag(n);
+    if (!net.ok()) return Fail(amalgam::vmm::kExitUsage, net.status());
+    vopts.nets.push_back(*net);
+  }
+  vopts.rng = cfg->rng;
+  vopts.console = cfg->virtio_console;
+  vopts.console_out = sink;
+  absl::StatusOr<std::unique_ptr<vdev::VirtioDevices>> virtio = vdev::VirtioDevices::Create(vopts);
+  if (!virtio.ok()) return Fail(amalgam::vmm::kExitUsage, virtio.status());
+
   machine::MachineConfig mc;
   mc.kernel_path = cfg->kernel;
   mc.initrd_path = cfg->initrd;
   mc.cpu_template = cfg->cpu_template;
   mc.cmdline = cfg->cmdline;
+  if (std::string words = (*virtio)->KernelCmdline(); !words.empty()) {
+    mc.cmdline = mc.cmdline.empty() ? words : absl::StrCat(mc.cmdline, " ", words);
+  }
+  mc.virtio_mmio = (*virtio)->AcpiDevices();
   mc.memory_bytes = cfg->memory_bytes;
   mc.vcpus = cfg->vcpus;
   mc.kvm_device = cfg->kvm_device;
@@ -82,6 +149,9 @@ int Run(int argc, char** argv) {
   if (!vm.ok()) return Fail(amalgam::vmm::kExitUsage, vm.status());
 
   machine::Machine* m = vm->get();
+  if (absl::Status s = (*virtio)->Attach(&m->memory(), &m->vm(), &m->mmio_bus()); !s.ok()) {
+    return Fail(amalgam::vmm::kExitVmmError, s);
+  }
   // stdin feeds the guest's COM1 receiver (ends quietly at EOF, e.g. </dev/null).
   absl::StatusOr<std::unique_ptr<devices::InputPump>> input =
       devices::InputPump::Start(0, &m->serial());
@@ -108,6 +178,7 @@ int Run(int argc, char** argv) {
   done.store(true);
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  virtio->reset();  // takes the devices off the VM and its bus before the Machine goes
 
   // A debug-exit is the guest's own verdict and ends quietly; anything else says why on stderr.
   if (outcome.kind == ExitKind::kStopped) {

@@ -80,13 +80,24 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
       name = name.substr(0, eq);
       have_value = true;
     }
-    static const char* kKnown[] = {"kernel", "initrd", "cpu-template", "cmdline",
-                                   "memory", "vcpus",  "serial-out",   "kvm-device"};
+    static const char* kKnown[] = {
+        "kernel", "initrd",     "cpu-template", "cmdline",        "memory",
+        "vcpus",  "serial-out", "kvm-device",   "disk",           "net",
+        "rng",    "api-socket", "config",       "virtio-console", "metrics-addr"};
     bool known = false;
     for (const char* k : kKnown) known = known || name == k;
     if (!known) {
       return absl::InvalidArgumentError(
           absl::StrFormat("unknown flag --%s (see amalgam --help)", name));
+    }
+    if (name == "rng" || name == "virtio-console") {  // switches
+      bool on = true;
+      if (have_value && !absl::SimpleAtob(value, &on)) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--%s=%s: expected true or false (or just --%s)", name, value, name));
+      }
+      (name == "rng" ? config.rng : config.virtio_console) = on;
+      continue;
     }
     if (!have_value) {
       if (i + 1 >= args.size()) {
@@ -123,7 +134,33 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
       config.serial_out = value;
     } else if (name == "kvm-device") {
       config.kvm_device = value;
+    } else if (name == "disk") {
+      config.disks.push_back(value);
+    } else if (name == "net") {
+      config.nets.push_back(value);
+    } else if (name == "api-socket") {
+      if (value.empty()) return absl::InvalidArgumentError("--api-socket needs a socket path");
+      config.api_socket = value;
+    } else if (name == "config") {
+      if (value.empty()) return absl::InvalidArgumentError("--config needs a JSON file path");
+      config.config_file = value;
+    } else if (name == "metrics-addr") {
+      config.metrics_address = value;
     }
+  }
+  if (!config.api_socket.empty()) {
+    // The VM is described by --config or by the API's Create call, never by both.
+    if (have_kernel || !config.initrd.empty() || !config.cmdline.empty() || !config.disks.empty() ||
+        !config.nets.empty() || config.rng || config.virtio_console) {
+      return absl::InvalidArgumentError(
+          "with --api-socket the VM comes from --config FILE or the API's Create call; drop "
+          "--kernel/--initrd/--cmdline and device flags, or drop --api-socket");
+    }
+    return config;
+  }
+  if (!config.config_file.empty() || !config.metrics_address.empty()) {
+    return absl::InvalidArgumentError(
+        "--config and --metrics-addr belong to the control plane: add --api-socket PATH");
   }
   if (!have_kernel || config.kernel.empty()) {
     return absl::InvalidArgumentError(
@@ -155,6 +192,7 @@ absl::StatusOr<uint64_t> HostMemoryLimit(const std::string& meminfo_path) {
 }
 
 absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits) {
+  if (!config.api_socket.empty()) return absl::OkStatus();  // the control plane validates
   if (config.kernel.empty()) {
     return absl::InvalidArgumentError(
         "--kernel is required: the path of a vmlinux (PVH ELF), a bzImage or the test guest");
@@ -187,6 +225,8 @@ std::string UsageText() {
   return absl::StrFormat(
       R"(usage: amalgam --kernel PATH [--initrd PATH] [--cmdline STR] [--memory SIZE]
                [--vcpus N] [--cpu-template NAME] [--serial-out PATH]
+               [--disk PATH[,ro]]... [--net tap=NAME[,mac=M]]... [--rng] [--virtio-console]
+       amalgam --api-socket PATH [--config FILE] [--metrics-addr HOST:PORT]
 
 Boots a PVH ELF image (a vmlinux built with CONFIG_PVH=y, or //guest:test_guest) or a bzImage
 (64-bit boot protocol) in a KVM microVM with ACPI tables (one CPU per vCPU, IOAPIC, COM1,
@@ -205,6 +245,17 @@ flags:
                       RAM above 3 GiB is mapped from 4 GiB up
   --vcpus N           number of vCPUs (default 1; at most KVM_CAP_MAX_VCPUS)
   --serial-out PATH   write the guest's serial output to PATH instead of stdout
+  --disk PATH[,ro]    a virtio-blk disk backed by a host file (repeatable; ro = read-only)
+  --net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]
+                      a virtio-net device on a tap interface (repeatable)
+  --rng               a virtio-rng device fed from /dev/urandom
+  --virtio-console    a virtio console whose output joins the serial output
+                      (virtio devices appear on the command line as virtio_mmio.device=... and
+                      in the ACPI DSDT)
+  --api-socket PATH   serve the gRPC control API (vmm/api/amalgam.proto) on a Unix socket
+                      (0600); the VM is then created by --config or by the API (amalgamctl)
+  --config FILE       with --api-socket: create and start the VM from this JSON VmConfig
+  --metrics-addr H:P  with --api-socket: Prometheus text metrics at http://H:P/metrics
   --help              print this text and exit
 
 environment:

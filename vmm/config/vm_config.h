@@ -28,16 +28,25 @@ struct VmConfig {
   uint32_t vcpus = 1;
   std::string serial_out;  // empty: stdout
   std::string kvm_device = kDefaultKvmDevice;
+  // virtio devices, as given on the command line (parsed by vmm/virtio_devices).
+  std::vector<std::string> disks;  // --disk PATH[,ro], in order
+  std::vector<std::string> nets;   // --net tap=NAME[,mac=..], in order
+  bool rng = false;                // --rng
+  bool virtio_console = false;     // --virtio-console
+  // Control plane: with --api-socket the VM comes from --config FILE or the API's Create call,
+  // so the VM flags above (kernel, memory, ...) must not be given.
+  std::string api_socket;       // --api-socket PATH (a Unix socket, created 0600)
+  std::string config_file;      // --config FILE (VmConfig in protobuf JSON)
+  std::string metrics_address;  // --metrics-addr HOST:PORT (Prometheus text, GET /metrics)
 };
 
 // "256M", "1G", "512k", "2GiB", "4096K", "1T"; a bare number means MiB (as QEMU's -m). Result is
 // in bytes. INVALID_ARGUMENT for garbage, overflow or a negative value.
 absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text);
 
-// Parses --kernel PATH, --initrd PATH, --cpu-template NAME, --cmdline STR, --memory SIZE, --vcpus
-// N, --serial-out PATH,
-// --kvm-device PATH (hidden) and --help; both `--flag value` and `--flag=value` work. The
-// kvm device defaults to $AMALGAM_KVM_DEVICE when set. Sets *help and returns early on --help.
+// Parses the flags UsageText() lists (plus the hidden --kvm-device PATH); both `--flag value` and
+// `--flag=value` work, the switches --rng and --virtio-console take no value. The kvm device
+// defaults to $AMALGAM_KVM_DEVICE when set. Sets *help and returns early on --help.
 absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* help);
 
 // The usage text printed by --help (flags, defaults, exit codes).
@@ -52,7 +61,7 @@ struct HostLimits {
 absl::StatusOr<uint64_t> HostMemoryLimit(const std::string& meminfo_path = "/proc/meminfo");
 
 // Checks the fields that do not need KVM or the kernel file: memory > 0, page multiple, within
-// the host limit; vCPUs in [1, max]; kernel given.
+// the host limit; vCPUs in [1, max]; kernel given (or, with --api-socket, no VM flags at all).
 absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits);
 
 }  // namespace amalgam::vmm::config

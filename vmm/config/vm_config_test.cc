@@ -28,6 +28,32 @@ TEST_CASE("config: --initrd and --cpu-template") {
   CHECK(Msg(Parse({"--kernel=/k", "--cpu-template="}).status()).find("--cpu-template needs") == 0);
 }
 
+TEST_CASE("config: virtio device flags and switches") {
+  auto c = Parse({"--kernel=/k", "--disk", "/a.img", "--disk=/b.img,ro", "--net", "tap=t0",
+                  "--rng", "--virtio-console=false"});
+  REQUIRE(c.ok());
+  CHECK(c->disks == std::vector<std::string>{"/a.img", "/b.img,ro"});
+  CHECK(c->nets == std::vector<std::string>{"tap=t0"});
+  CHECK(c->rng);
+  CHECK_FALSE(c->virtio_console);
+  CHECK(Msg(Parse({"--kernel=/k", "--rng=maybe"}).status()).find("--rng=maybe") == 0);
+  CHECK(Msg(Parse({"--kernel=/k", "--disk"}).status()) == "--disk needs a value");
+}
+
+TEST_CASE("config: the control plane flags") {
+  auto c = Parse({"--api-socket", "/run/a.sock", "--config=/vm.json", "--metrics-addr=:9100"});
+  REQUIRE(c.ok());
+  CHECK(c->api_socket == "/run/a.sock");
+  CHECK(c->config_file == "/vm.json");
+  CHECK(c->metrics_address == ":9100");
+  CHECK(ValidateConfig(*c, {}).ok());  // no --kernel needed: the VM comes from the API
+  // The VM is described once: by the API/config, or by flags.
+  CHECK(Msg(Parse({"--api-socket=/s", "--kernel=/k"}).status()).find("with --api-socket") == 0);
+  CHECK(Msg(Parse({"--api-socket=/s", "--disk=/d"}).status()).find("with --api-socket") == 0);
+  CHECK(Msg(Parse({"--kernel=/k", "--config=/vm.json"}).status()).find("--config and") == 0);
+  CHECK(Msg(Parse({"--api-socket="}).status()) == "--api-socket needs a socket path");
+}
+
 TEST_CASE("config: memory sizes") {
   CHECK(*ParseMemorySize("256M") == 256ull << 20);
   CHECK(*ParseMemorySize("1G") == 1ull << 30);
