@@ -42,10 +42,16 @@ int RunControlPlane(const amalgam::vmm::config::VmConfig& cfg) {
   api::ControlPlaneOptions options;
   options.server.unix_socket = cfg.api_socket;
   options.server.metrics_address = cfg.metrics_address;
+  options.server.tcp_address = cfg.api_tcp;
+  options.server.tls_cert_file = cfg.tls_cert;
+  options.server.tls_key_file = cfg.tls_key;
+  options.server.tls_client_ca_file = cfg.tls_client_ca;
   options.config_file = cfg.config_file;
   absl::StatusOr<std::unique_ptr<api::ControlPlane>> cp = api::ControlPlane::Start(options);
   if (!cp.ok()) return Fail(amalgam::vmm::kExitUsage, cp.status());
-  std::fprintf(stderr, "amalgam: control API on %s\n", cfg.api_socket.c_str());
+  std::fprintf(stderr, "amalgam: control API on %s%s%s\n", cfg.api_socket.c_str(),
+               cfg.api_socket.empty() || cfg.api_tcp.empty() ? "" : " and ",
+               cfg.api_tcp.empty() ? "" : ("tcp " + cfg.api_tcp + " (TLS)").c_str());
 
   api::ControlPlane* plane = cp->get();
   std::atomic<bool> done{false};
@@ -93,7 +99,7 @@ int Run(int argc, char** argv) {
     return Fail(amalgam::vmm::kExitUsage, s);
   }
 
-  if (!cfg->api_socket.empty()) return RunControlPlane(*cfg);
+  if (cfg->api_mode()) return RunControlPlane(*cfg);
 
   std::shared_ptr<devices::ByteSink> sink;
   if (cfg->serial_out.empty()) {

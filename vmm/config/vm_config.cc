@@ -80,10 +80,25 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
       name = name.substr(0, eq);
       have_value = true;
     }
-    static const char* kKnown[] = {
-        "kernel", "initrd",     "cpu-template", "cmdline",        "memory",
-        "vcpus",  "serial-out", "kvm-device",   "disk",           "net",
-        "rng",    "api-socket", "config",       "virtio-console", "metrics-addr"};
+    static const char* kKnown[] = {"kernel",
+                                   "initrd",
+                                   "cpu-template",
+                                   "cmdline",
+                                   "memory",
+                                   "vcpus",
+                                   "serial-out",
+                                   "kvm-device",
+                                   "disk",
+                                   "net",
+                                   "rng",
+                                   "api-socket",
+                                   "config",
+                                   "virtio-console",
+                                   "metrics-addr",
+                                   "api-tcp",
+                                   "api-tls-cert",
+                                   "api-tls-key",
+                                   "api-tls-client-ca"};
     bool known = false;
     for (const char* k : kKnown) known = known || name == k;
     if (!known) {
@@ -146,9 +161,17 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
       config.config_file = value;
     } else if (name == "metrics-addr") {
       config.metrics_address = value;
+    } else if (name == "api-tcp") {
+      config.api_tcp = value;
+    } else if (name == "api-tls-cert") {
+      config.tls_cert = value;
+    } else if (name == "api-tls-key") {
+      config.tls_key = value;
+    } else if (name == "api-tls-client-ca") {
+      config.tls_client_ca = value;
     }
   }
-  if (!config.api_socket.empty()) {
+  if (config.api_mode()) {
     // The VM is described by --config or by the API's Create call, never by both.
     if (have_kernel || !config.initrd.empty() || !config.cmdline.empty() || !config.disks.empty() ||
         !config.nets.empty() || config.rng || config.virtio_console) {
@@ -156,11 +179,19 @@ absl::StatusOr<VmConfig> ParseArgs(const std::vector<std::string>& args, bool* h
           "with --api-socket the VM comes from --config FILE or the API's Create call; drop "
           "--kernel/--initrd/--cmdline and device flags, or drop --api-socket");
     }
+    if (config.api_tcp.empty() &&
+        !(config.tls_cert.empty() && config.tls_key.empty() && config.tls_client_ca.empty())) {
+      return absl::InvalidArgumentError(
+          "--api-tls-cert/--api-tls-key/--api-tls-client-ca need --api-tcp");
+    }
     return config;
   }
-  if (!config.config_file.empty() || !config.metrics_address.empty()) {
+  if (!config.config_file.empty() || !config.metrics_address.empty() || !config.tls_cert.empty() ||
+      !config.tls_key.empty() || !config.tls_client_ca.empty()) {
     return absl::InvalidArgumentError(
-        "--config and --metrics-addr belong to the control plane: add --api-socket PATH");
+        "--config, --metrics-addr and --api-tls-* belong to the control plane: add --api-socket "
+        "PATH "
+        "or --api-tcp HOST:PORT");
   }
   if (!have_kernel || config.kernel.empty()) {
     return absl::InvalidArgumentError(
@@ -192,7 +223,7 @@ absl::StatusOr<uint64_t> HostMemoryLimit(const std::string& meminfo_path) {
 }
 
 absl::Status ValidateConfig(const VmConfig& config, const HostLimits& limits) {
-  if (!config.api_socket.empty()) return absl::OkStatus();  // the control plane validates
+  if (config.api_mode()) return absl::OkStatus();  // the control plane validates
   if (config.kernel.empty()) {
     return absl::InvalidArgumentError(
         "--kernel is required: the path of a vmlinux (PVH ELF), a bzImage or the test guest");
@@ -227,6 +258,7 @@ std::string UsageText() {
                [--vcpus N] [--cpu-template NAME] [--serial-out PATH]
                [--disk PATH[,ro]]... [--net tap=NAME[,mac=M]]... [--rng] [--virtio-console]
        amalgam --api-socket PATH [--config FILE] [--metrics-addr HOST:PORT]
+       amalgam --api-tcp HOST:PORT --api-tls-cert PEM --api-tls-key PEM [--api-tls-client-ca PEM] ...
 
 Boots a PVH ELF image (a vmlinux built with CONFIG_PVH=y, or //guest:test_guest) or a bzImage
 (64-bit boot protocol) in a KVM microVM with ACPI tables (one CPU per vCPU, IOAPIC, COM1,
@@ -256,6 +288,11 @@ flags:
                       (0600); the VM is then created by --config or by the API (amalgamctl)
   --config FILE       with --api-socket: create and start the VM from this JSON VmConfig
   --metrics-addr H:P  with --api-socket: Prometheus text metrics at http://H:P/metrics
+  --api-tcp H:P       serve the API over TCP as well/instead; TCP is refused without TLS:
+  --api-tls-cert PEM  the server certificate chain and
+  --api-tls-key PEM   its private key;
+  --api-tls-client-ca PEM
+                      optional: require client certificates signed by this CA
   --help              print this text and exit
 
 environment:

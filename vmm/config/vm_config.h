@@ -38,6 +38,14 @@ struct VmConfig {
   std::string api_socket;       // --api-socket PATH (a Unix socket, created 0600)
   std::string config_file;      // --config FILE (VmConfig in protobuf JSON)
   std::string metrics_address;  // --metrics-addr HOST:PORT (Prometheus text, GET /metrics)
+  // The API over TCP, only with TLS: --api-tcp HOST:PORT --api-tls-cert F --api-tls-key F
+  // [--api-tls-client-ca F] (the control plane checks the files and refuses TCP without TLS).
+  std::string api_tcp;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+
+  bool api_mode() const { return !api_socket.empty() || !api_tcp.empty(); }
 };
 
 // "256M", "1G", "512k", "2GiB", "4096K", "1T"; a bare number means MiB (as QEMU's -m). Result is

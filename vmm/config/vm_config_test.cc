@@ -29,8 +29,8 @@ TEST_CASE("config: --initrd and --cpu-template") {
 }
 
 TEST_CASE("config: virtio device flags and switches") {
-  auto c = Parse({"--kernel=/k", "--disk", "/a.img", "--disk=/b.img,ro", "--net", "tap=t0",
-                  "--rng", "--virtio-console=false"});
+  auto c = Parse({"--kernel=/k", "--disk", "/a.img", "--disk=/b.img,ro", "--net", "tap=t0", "--rng",
+                  "--virtio-console=false"});
   REQUIRE(c.ok());
   CHECK(c->disks == std::vector<std::string>{"/a.img", "/b.img,ro"});
   CHECK(c->nets == std::vector<std::string>{"tap=t0"});
@@ -50,8 +50,19 @@ TEST_CASE("config: the control plane flags") {
   // The VM is described once: by the API/config, or by flags.
   CHECK(Msg(Parse({"--api-socket=/s", "--kernel=/k"}).status()).find("with --api-socket") == 0);
   CHECK(Msg(Parse({"--api-socket=/s", "--disk=/d"}).status()).find("with --api-socket") == 0);
-  CHECK(Msg(Parse({"--kernel=/k", "--config=/vm.json"}).status()).find("--config and") == 0);
+  CHECK(Msg(Parse({"--kernel=/k", "--config=/vm.json"}).status()).find("--config, ") == 0);
   CHECK(Msg(Parse({"--api-socket="}).status()) == "--api-socket needs a socket path");
+  auto t = Parse({"--api-tcp=127.0.0.1:7443", "--api-tls-cert=/c.pem", "--api-tls-key=/k.pem"});
+  REQUIRE(t.ok());
+  CHECK(t->api_mode());
+  CHECK(t->api_tcp == "127.0.0.1:7443");
+  CHECK(t->tls_cert == "/c.pem");
+  CHECK(t->tls_key == "/k.pem");
+  CHECK(Msg(Parse({"--api-socket=/s", "--api-tls-cert=/c.pem"}).status()).find("need --api-tcp") !=
+        std::string::npos);
+  CHECK(
+      Msg(Parse({"--kernel=/k", "--api-tls-key=/k.pem"}).status()).find("belong to the control") !=
+      std::string::npos);
 }
 
 TEST_CASE("config: memory sizes") {
