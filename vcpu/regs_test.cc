@@ -12,24 +12,17 @@
 namespace amalgam::vcpu {
 namespace {
 
+using testing::LittleEndian;
 using testing::RecordingDevice;
 using testing::TestVm;
 
 constexpr uint64_t kEntry = 0x1000;
 
 std::unique_ptr<TestVm> MakeVm(const std::vector<uint8_t>& code, testing::TestVmOptions opt = {}) {
-  auto vm = TestVm::Create(opt);
+  auto vm = TestVm::CreateRealMode(kEntry, code, opt);
   INFO(vm.status().ToString());
   REQUIRE(vm.ok());
-  (*vm)->Load(kEntry, code);
-  REQUIRE((*vm)->SetRealMode(0, kEntry).ok());
   return std::move(*vm);
-}
-
-uint64_t Le(const std::vector<uint8_t>& bytes) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < bytes.size() && i < 8; ++i) v |= uint64_t{bytes[i]} << (8 * i);
-  return v;
 }
 
 TEST_CASE("PVH entry: 32-bit protected mode with EBX = start_info") {
@@ -48,7 +41,7 @@ TEST_CASE("PVH entry: 32-bit protected mode with EBX = start_info") {
   REQUIRE(exit.ok());
   CHECK(exit->reason == VcpuExitReason::kHlt);
   REQUIRE(dev->accesses.size() == 1);
-  CHECK(Le(dev->accesses[0].data) == 0x6000);
+  CHECK(LittleEndian(dev->accesses[0].data) == 0x6000);
   auto sregs = vm->vcpu().GetSregs();
   REQUIRE(sregs.ok());
   CHECK((sregs->cr0 & 1) == 1);
@@ -130,8 +123,8 @@ TEST_CASE("long mode set-up runs 64-bit code above 4 GiB-style addressing") {
   INFO(exit->ToString());
   CHECK(exit->reason == VcpuExitReason::kHlt);
   REQUIRE(dev->accesses.size() == 2);
-  CHECK(Le(dev->accesses[0].data) == 0x55667788);
-  CHECK(Le(dev->accesses[1].data) == 0x11223344);
+  CHECK(LittleEndian(dev->accesses[0].data) == 0x55667788);
+  CHECK(LittleEndian(dev->accesses[1].data) == 0x11223344);
   auto sregs = vm->vcpu().GetSregs();
   REQUIRE(sregs.ok());
   CHECK((sregs->efer & 0x400) != 0);  // LMA

@@ -12,24 +12,17 @@
 namespace amalgam::vcpu {
 namespace {
 
+using testing::LittleEndian;
 using testing::RecordingDevice;
 using testing::TestVm;
 
 constexpr uint64_t kEntry = 0x1000;
 
 std::unique_ptr<TestVm> MakeVm(const std::vector<uint8_t>& code, testing::TestVmOptions opt = {}) {
-  auto vm = TestVm::Create(opt);
+  auto vm = TestVm::CreateRealMode(kEntry, code, opt);
   INFO(vm.status().ToString());
   REQUIRE(vm.ok());
-  (*vm)->Load(kEntry, code);
-  REQUIRE((*vm)->SetRealMode(0, kEntry).ok());
   return std::move(*vm);
-}
-
-uint64_t Le(const std::vector<uint8_t>& bytes) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < bytes.size() && i < 8; ++i) v |= uint64_t{bytes[i]} << (8 * i);
-  return v;
 }
 
 TEST_CASE("out to a port reaches the bus device with the exact value and size") {
@@ -59,7 +52,7 @@ TEST_CASE("out to a port reaches the bus device with the exact value and size") 
   REQUIRE(dev3f8->accesses.size() == 2);
   CHECK(dev3f8->accesses[0].offset == 0);
   CHECK(dev3f8->accesses[0].data == std::vector<uint8_t>{0x34, 0x12});
-  CHECK(Le(dev3f8->accesses[1].data) == 0x12345678);
+  CHECK(LittleEndian(dev3f8->accesses[1].data) == 0x12345678);
   CHECK(dev3f8->accesses[1].data.size() == 4);
   CHECK(runner.stats().io_exits == 3);
 }

@@ -62,6 +62,22 @@ void TestVm::Load(uint64_t gpa, const std::vector<uint8_t>& bytes) {
   std::memcpy(ram_ + gpa, bytes.data(), bytes.size());
 }
 
+absl::StatusOr<std::unique_ptr<TestVm>> TestVm::CreateRealMode(uint64_t entry,
+                                                               const std::vector<uint8_t>& code,
+                                                               const TestVmOptions& options) {
+  absl::StatusOr<std::unique_ptr<TestVm>> vm = Create(options);
+  if (!vm.ok()) return vm;
+  (*vm)->Load(entry, code);
+  if (absl::Status s = (*vm)->SetRealMode(0, entry); !s.ok()) return s;
+  return vm;
+}
+
+uint64_t LittleEndian(const std::vector<uint8_t>& bytes) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < bytes.size() && i < 8; ++i) v |= uint64_t{bytes[i]} << (8 * i);
+  return v;
+}
+
 absl::Status TestVm::SetRealMode(size_t i, uint64_t entry) {
   Vcpu& v = *vcpus_[i];
   absl::StatusOr<kvm_sregs> sregs = v.GetSregs();

@@ -25,6 +25,10 @@ struct TestVmOptions {
 class TestVm {
  public:
   static absl::StatusOr<std::unique_ptr<TestVm>> Create(const TestVmOptions& options = {});
+  // Create, load `code` at `entry` and put vCPU 0 in real mode there.
+  static absl::StatusOr<std::unique_ptr<TestVm>> CreateRealMode(uint64_t entry,
+                                                                const std::vector<uint8_t>& code,
+                                                                const TestVmOptions& options = {});
   ~TestVm();
 
   Kvm& kvm() { return *kvm_; }
@@ -48,6 +52,9 @@ class TestVm {
   uint8_t* ram_ = nullptr;
   uint64_t ram_bytes_ = 0;
 };
+
+// The first (up to) 8 bytes as a little-endian integer: what a guest `out` of that size wrote.
+uint64_t LittleEndian(const std::vector<uint8_t>& bytes);
 
 // A bus device that records every access and answers reads from a script.
 class RecordingDevice : public BusDevice {
