@@ -7,6 +7,8 @@
 #define AMALGAM_VIRTIO_DEVICE_H_
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,6 +25,23 @@ class InterruptLine {
   virtual ~InterruptLine() = default;
   virtual void Trigger() = 0;
 };
+
+// One named counter of a device, for metrics: `name` is a snake_case noun ("requests",
+// "read_bytes"), `help` one line. Values only grow.
+struct DeviceCounter {
+  std::string name;
+  std::string help;
+  uint64_t value = 0;
+};
+
+// The value of the counter called `name`, or nullopt.
+inline std::optional<uint64_t> FindCounter(const std::vector<DeviceCounter>& counters,
+                                           const std::string& name) {
+  for (const DeviceCounter& c : counters) {
+    if (c.name == name) return c.value;
+  }
+  return std::nullopt;
+}
 
 class VirtioDevice {
  public:
@@ -44,6 +63,10 @@ class VirtioDevice {
   virtual absl::Status ProcessQueue(size_t index, memory::GuestMemory& mem, Queue& queue) = 0;
   // Device reset by the driver (status 0): forget negotiated state.
   virtual void Reset() {}
+  // The device's own counters (requests, bytes, errors). Unlike the calls above this one is
+  // NOT serialized by the transport: metrics threads call it while queues are processed, so
+  // implementations read atomics only.
+  virtual std::vector<DeviceCounter> Counters() const { return {}; }
 };
 
 }  // namespace amalgam::virtio

@@ -30,9 +30,21 @@ uint32_t MmioTransport::status() const {
   return status_;
 }
 
-uint64_t MmioTransport::device_errors() const {
-  absl::MutexLock l(&mu_);
-  return device_errors_;
+uint64_t MmioTransport::device_errors() const { return device_errors_.load(); }
+
+std::vector<DeviceCounter> MmioTransport::Counters() const {
+  std::vector<DeviceCounter> out = {
+      {"notifications", "queue notifications from the driver (QueueNotify, ioeventfd, backend)",
+       notifications_.load(std::memory_order_relaxed)},
+      {"interrupts", "used-buffer interrupts raised towards the guest",
+       used_interrupts_.load(std::memory_order_relaxed)},
+      {"config_interrupts", "configuration-change interrupts (incl. DEVICE_NEEDS_RESET)",
+       config_interrupts_.load(std::memory_order_relaxed)},
+      {"device_errors", "malformed queues or chains and failed activations (DEVICE_NEEDS_RESET)",
+       device_errors_.load(std::memory_order_relaxed)},
+  };
+  for (DeviceCounter& c : device_->Counters()) out.push_back(std::move(c));
+  return out;
 }
 
 std::string MmioTransport::last_error() const {
@@ -207,10 +219,16 @@ void MmioTransport::ResetLocked() {
 }
 
 void MmioTransport::DeviceError(const absl::Status& s) {
-  ++device_errors_;
+  device_errors_.fetch_add(1, std::memory_order_relaxed);
   last_error_ = std::string(s.message());
   status_ |= kStatusDeviceNeedsReset;
-  interrupt_status_ |= kInterruptConfigChange;
+  RaiseInterrupt(kInterruptConfigChange);
+}
+
+void MmioTransport::RaiseInterrupt(uint32_t cause) {
+  interrupt_status_ |= cause;
+  (cause == kInterruptUsedRing ? used_interrupts_ : config_interrupts_)
+      .fetch_add(1, std::memory_order_relaxed);
   if (irq_ != nullptr) irq_->Trigger();
 }
 
@@ -220,6 +238,7 @@ void MmioTransport::HandleNotify(uint32_t index) {
 }
 
 void MmioTransport::NotifyLocked(uint32_t index) {
+  notifications_.fetch_add(1, std::memory_order_relaxed);
   // A driver that skipped FEATURES_OK (legacy) never gets its queues served.
   if (!(status_ & kStatusDriverOk) || !(status_ & kStatusFeaturesOk) ||
       (status_ & kStatusDeviceNeedsReset)) {
@@ -236,17 +255,13 @@ void MmioTransport::NotifyLocked(uint32_t index) {
     DeviceError(need.status());
     return;
   }
-  if (*need) {
-    interrupt_status_ |= kInterruptUsedRing;
-    if (irq_ != nullptr) irq_->Trigger();
-  }
+  if (*need) RaiseInterrupt(kInterruptUsedRing);
 }
 
 void MmioTransport::NotifyConfigChange() {
   absl::MutexLock l(&mu_);
   ++config_generation_;
-  interrupt_status_ |= kInterruptConfigChange;
-  if (irq_ != nullptr) irq_->Trigger();
+  RaiseInterrupt(kInterruptConfigChange);
 }
 
 }  // namespace amalgam::virtio

@@ -16,6 +16,7 @@
 #ifndef AMALGAM_VIRTIO_MMIO_H_
 #define AMALGAM_VIRTIO_MMIO_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -85,6 +86,10 @@ class MmioTransport {
   uint32_t status() const;
   uint64_t device_errors() const;
   std::string last_error() const;
+  // Transport counters ("notifications", "interrupts", "config_interrupts", "device_errors":
+  // malformed queues/chains and failed activations, each setting DEVICE_NEEDS_RESET) followed
+  // by the device's own. Lock-free (atomics): safe while the guest drives the device.
+  std::vector<DeviceCounter> Counters() const;
   VirtioDevice& device() { return *device_; }
 
  private:
@@ -94,6 +99,7 @@ class MmioTransport {
   void ResetLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeviceError(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyLocked(uint32_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RaiseInterrupt(uint32_t cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Queue* SelectedQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t OfferedFeatures() const;
 
@@ -110,8 +116,12 @@ class MmioTransport {
   uint32_t queue_sel_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t interrupt_status_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t config_generation_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t device_errors_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
+  // Counters for metrics, readable without mu_.
+  std::atomic<uint64_t> notifications_{0};
+  std::atomic<uint64_t> used_interrupts_{0};
+  std::atomic<uint64_t> config_interrupts_{0};
+  std::atomic<uint64_t> device_errors_{0};
 };
 
 }  // namespace amalgam::virtio

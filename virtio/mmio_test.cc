@@ -50,6 +50,7 @@ class EchoDevice : public VirtioDevice {
     });
   }
   void Reset() override { ++resets; }
+  std::vector<DeviceCounter> Counters() const override { return {{"echoes", "test", 7}}; }
   uint8_t config[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   uint64_t activated_features = 0;
   int resets = 0;
@@ -210,6 +211,31 @@ TEST_CASE("a hostile chain stops the device until reset; reset recovers it") {
   fresh.AddChain({{kData, 2, false}, {kData + 0x100, 2, true}});
   f.W(kRegQueueNotify, 0);
   CHECK(fresh.UsedIdx() == 1);
+}
+
+std::optional<uint64_t> CounterValue(const MmioTransport& t, const std::string& name) {
+  return FindCounter(t.Counters(), name);
+}
+
+TEST_CASE("counters: notifications, interrupts, device errors, then the device's own") {
+  Fixture f;
+  CHECK(CounterValue(f.t, "notifications") == 0);
+  f.Up();
+  f.drv.AddChain({{kData, 1, false}, {kData + 0x100, 1, true}});
+  f.W(kRegQueueNotify, 0);
+  f.t.HandleNotify(0);  // the ioeventfd path: nothing new to do, still a notification
+  CHECK(CounterValue(f.t, "notifications") == 2);
+  CHECK(CounterValue(f.t, "interrupts") == 1);
+  CHECK(CounterValue(f.t, "config_interrupts") == 0);
+  CHECK(CounterValue(f.t, "device_errors") == 0);
+  CHECK(CounterValue(f.t, "echoes") == 7);
+
+  f.drv.SetDesc(0, kData, 4, kDescFlagNext, 0);  // a malformed (looping) chain
+  f.drv.Post(0);
+  f.W(kRegQueueNotify, 0);
+  CHECK(CounterValue(f.t, "device_errors") == 1);
+  CHECK(CounterValue(f.t, "config_interrupts") == 1);
+  CHECK(f.irq.count == 2);
 }
 
 TEST_CASE("config space reads at any width; bad register widths are ignored") {

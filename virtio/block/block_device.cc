@@ -67,6 +67,7 @@ absl::StatusOr<uint32_t> BlockDevice::HandleRequest(memory::GuestMemory& mem,
   if (absl::Status s = reader.ReadObj(&header); !s.ok()) {
     return absl::InvalidArgumentError("virtio-blk request header shorter than 16 bytes");
   }
+  ++stats_.requests;
   ChainWriter writer(mem, chain);
   // The status byte is the last writable byte; everything writable before it is data.
   const uint64_t in_len = chain.writable_bytes - 1;
@@ -80,6 +81,20 @@ absl::StatusOr<uint32_t> BlockDevice::HandleRequest(memory::GuestMemory& mem,
   }
   if (absl::Status s = writer.Write(absl::MakeConstSpan(&status, 1)); !s.ok()) return s;
   return writer.written();
+}
+
+std::vector<DeviceCounter> BlockDevice::Counters() const {
+  return {
+      {"requests", "requests handled, any type and status", stats_.requests.load()},
+      {"read_requests", "successful reads", stats_.reads.load()},
+      {"write_requests", "successful writes", stats_.writes.load()},
+      {"flush_requests", "flushes", stats_.flushes.load()},
+      {"discard_requests", "successful discards", stats_.discards.load()},
+      {"request_errors", "requests answered IOERR or UNSUPP", stats_.io_errors.load()},
+      {"read_bytes", "bytes read from the backing file into the guest", stats_.bytes_read.load()},
+      {"written_bytes", "bytes written from the guest to the backing file",
+       stats_.bytes_written.load()},
+  };
 }
 
 uint8_t BlockDevice::Execute(memory::GuestMemory& mem, const DescriptorChain& chain,

@@ -9,6 +9,7 @@
 #ifndef AMALGAM_VIRTIO_BLOCK_BLOCK_DEVICE_H_
 #define AMALGAM_VIRTIO_BLOCK_BLOCK_DEVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -51,9 +52,11 @@ struct DiscardSegment {
 };
 static_assert(sizeof(DiscardSegment) == 16);
 
+// Atomics: the transport serializes the writers, metrics threads read them concurrently.
 struct BlockStats {
-  uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, io_errors = 0;
-  uint64_t bytes_read = 0, bytes_written = 0;
+  std::atomic<uint64_t> requests{0};  // chains handled (any type, any status)
+  std::atomic<uint64_t> reads{0}, writes{0}, flushes{0}, discards{0}, io_errors{0};
+  std::atomic<uint64_t> bytes_read{0}, bytes_written{0};
 };
 
 class BlockDevice : public VirtioDevice {
@@ -70,6 +73,7 @@ class BlockDevice : public VirtioDevice {
   // error. Public for the request fuzzer.
   absl::StatusOr<uint32_t> HandleRequest(memory::GuestMemory& mem, const DescriptorChain& chain);
   const BlockStats& stats() const { return stats_; }
+  std::vector<DeviceCounter> Counters() const override;
 
  private:
   uint8_t Execute(memory::GuestMemory& mem, const DescriptorChain& chain,

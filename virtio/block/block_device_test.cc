@@ -87,6 +87,12 @@ TEST_CASE("write, flush and read back: the pattern is on the host file byte for 
   REQUIRE(f.Run().ok());
   CHECK(f.Status() == kStatusOk);
   CHECK(f.dev->stats().flushes == 1);
+  const std::vector<DeviceCounter> counters = f.dev->Counters();
+  CHECK(FindCounter(counters, "requests") == 2u);
+  CHECK(FindCounter(counters, "write_requests") == 1u);
+  CHECK(FindCounter(counters, "written_bytes") == 8192u);
+  CHECK(FindCounter(counters, "flush_requests") == 1u);
+  CHECK(FindCounter(counters, "request_errors") == 0u);
 
   const auto file = ReadFile(f.path);
   REQUIRE(file.size() == kDiskBytes);
@@ -148,6 +154,7 @@ TEST_CASE("sector ranges past the end (and overflowing) get IOERR") {
   REQUIRE(f.Run().ok());
   CHECK(f.Status() == kStatusUnsupported);
   CHECK(f.dev->stats().io_errors == 4);
+  CHECK(FindCounter(f.dev->Counters(), "request_errors") == 4u);
 }
 
 TEST_CASE("GET_ID returns the serial") {

@@ -19,7 +19,17 @@ size_t ConsoleDevice::QueueInput(absl::Span<const uint8_t> bytes) {
   absl::MutexLock l(&mu_);
   const size_t n = std::min(bytes.size(), kMaxPendingInput - input_.size());
   input_.insert(input_.end(), bytes.begin(), bytes.begin() + n);
+  input_dropped_ += bytes.size() - n;
   return n;
+}
+
+std::vector<DeviceCounter> ConsoleDevice::Counters() const {
+  return {
+      {"output_bytes", "bytes the guest wrote to the console", bytes_out_.load()},
+      {"input_bytes", "host input bytes delivered to the guest", bytes_in_.load()},
+      {"input_dropped_bytes", "host input bytes dropped (guest not reading)",
+       input_dropped_.load()},
+  };
 }
 
 absl::Status ConsoleDevice::ProcessQueue(size_t index, memory::GuestMemory& mem, Queue& queue) {
@@ -49,6 +59,7 @@ absl::Status ConsoleDevice::ProcessQueue(size_t index, memory::GuestMemory& mem,
     std::vector<uint8_t> bytes(input_.begin(), input_.begin() + n);
     if (absl::Status s = writer.Write(bytes); !s.ok()) return s;
     input_.erase(input_.begin(), input_.begin() + n);
+    bytes_in_ += n;
     if (absl::Status s = queue.AddUsed(mem, (*chain)->head, writer.written()); !s.ok()) return s;
   }
 }

@@ -7,6 +7,7 @@
 #ifndef AMALGAM_VIRTIO_CONSOLE_CONSOLE_DEVICE_H_
 #define AMALGAM_VIRTIO_CONSOLE_CONSOLE_DEVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -40,11 +41,15 @@ class ConsoleDevice : public VirtioDevice {
 
   // Host input for the guest; returns how many bytes were accepted (the rest is dropped).
   size_t QueueInput(absl::Span<const uint8_t> bytes);
-  uint64_t bytes_out() const { return bytes_out_; }
+  uint64_t bytes_out() const { return bytes_out_.load(); }
+  std::vector<DeviceCounter> Counters() const override;
 
  private:
   std::shared_ptr<ConsoleSink> sink_;
-  uint64_t bytes_out_ = 0;
+  // Atomics: metrics threads read them while the transport runs the device.
+  std::atomic<uint64_t> bytes_out_{0};
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> input_dropped_{0};
   absl::Mutex mu_;
   std::deque<uint8_t> input_ ABSL_GUARDED_BY(mu_);
 };

@@ -44,6 +44,7 @@ TEST_CASE("transmitted bytes reach the sink, across descriptors") {
   CHECK(f.sink->out == "hello console\n");
   CHECK(f.tx.UsedIdx() == 1);
   CHECK(f.dev.bytes_out() == 14);
+  CHECK(FindCounter(f.dev.Counters(), "output_bytes") == 14u);
 }
 
 TEST_CASE("input waits for a guest buffer and is delivered in order") {
@@ -64,6 +65,8 @@ TEST_CASE("input waits for a guest buffer and is delivered in order") {
   REQUIRE(f.mem->Read(GuestAddress(0x10100), absl::MakeSpan(reinterpret_cast<uint8_t*>(got + 4), 2))
               .ok());
   CHECK(std::string(got) == "abcdef");
+  CHECK(FindCounter(f.dev.Counters(), "input_bytes") == 6u);
+  CHECK(FindCounter(f.dev.Counters(), "input_dropped_bytes") == 0u);
 }
 
 TEST_CASE("a hostile transmit chain (out-of-range buffer) is an error, sink untouched") {

@@ -56,6 +56,20 @@ void NetDevice::Reset() {
   (void)backend_->SetOffloads({});
 }
 
+std::vector<DeviceCounter> NetDevice::Counters() const {
+  return {
+      {"rx_frames", "frames delivered to the guest", stats_.rx_frames.load()},
+      {"rx_bytes", "bytes delivered to the guest (virtio-net header included)",
+       stats_.rx_bytes.load()},
+      {"rx_dropped", "received frames dropped (runt, guest buffer too small)",
+       stats_.rx_dropped.load()},
+      {"tx_frames", "frames the guest sent", stats_.tx_frames.load()},
+      {"tx_bytes", "bytes the guest sent (virtio-net header included)", stats_.tx_bytes.load()},
+      {"tx_dropped", "frames the guest sent that were dropped (bad size, backend refused)",
+       stats_.tx_dropped.load()},
+  };
+}
+
 absl::Status NetDevice::ProcessQueue(size_t index, memory::GuestMemory& mem, Queue& queue) {
   if (index == 0) return Receive(mem, queue);
   if (index == 1) return Transmit(mem, queue);
@@ -95,6 +109,7 @@ absl::Status NetDevice::Receive(memory::GuestMemory& mem, Queue& queue) {
       }
       written = writer.written();
       ++stats_.rx_frames;
+      stats_.rx_bytes += rx_len_;
     }
     rx_len_ = 0;
     if (absl::Status s = queue.AddUsed(mem, (*chain)->head, written); !s.ok()) return s;
@@ -118,6 +133,7 @@ absl::Status NetDevice::Transmit(memory::GuestMemory& mem, Queue& queue) {
     if (!s.ok()) return s;
     if (backend_->Send(iov).ok()) {
       ++stats_.tx_frames;
+      stats_.tx_bytes += chain.readable_bytes;
     } else {
       ++stats_.tx_dropped;
     }

@@ -10,6 +10,7 @@
 #define AMALGAM_VIRTIO_NET_NET_DEVICE_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -31,8 +32,10 @@ inline constexpr int kFeatureHostTso6 = 12;
 inline constexpr size_t kMaxFrame = 65562;  // 64 KiB TSO frame + Ethernet header + vnet header
 inline constexpr uint16_t kNetQueueSize = 256;
 
+// Atomics: the transport serializes the writers, metrics threads read them concurrently.
 struct NetStats {
-  uint64_t rx_frames = 0, tx_frames = 0, rx_dropped = 0, tx_dropped = 0;
+  std::atomic<uint64_t> rx_frames{0}, tx_frames{0}, rx_dropped{0}, tx_dropped{0};
+  std::atomic<uint64_t> rx_bytes{0}, tx_bytes{0};  // frames as the guest sees them (vnet hdr incl.)
 };
 
 class NetDevice : public VirtioDevice {
@@ -48,6 +51,7 @@ class NetDevice : public VirtioDevice {
   void Reset() override;
 
   const NetStats& stats() const { return stats_; }
+  std::vector<DeviceCounter> Counters() const override;
   NetBackend& backend() { return *backend_; }
 
  private:

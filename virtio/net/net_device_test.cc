@@ -58,6 +58,9 @@ TEST_CASE("transmit gathers header and frame across descriptors") {
   CHECK(f.backend->sent[0].size() == 72);
   CHECK(f.backend->sent[0][71] == 0xab);
   CHECK(f.dev.stats().tx_dropped == 1);
+  CHECK(FindCounter(f.dev.Counters(), "tx_frames") == 1u);
+  CHECK(FindCounter(f.dev.Counters(), "tx_bytes") == 72u);
+  CHECK(FindCounter(f.dev.Counters(), "tx_dropped") == 1u);
   CHECK(f.tx.UsedIdx() == 2);
 }
 
@@ -80,6 +83,8 @@ TEST_CASE("receive waits for a buffer, sets num_buffers, drops what does not fit
   CHECK(f.rx.UsedElem(1).second == 0);
   CHECK(f.dev.stats().rx_dropped == 1);
   CHECK(f.dev.stats().rx_frames == 1);
+  CHECK(FindCounter(f.dev.Counters(), "rx_bytes") == 72u);
+  CHECK(FindCounter(f.dev.Counters(), "rx_dropped") == 1u);
 }
 
 TEST_CASE("hostile: a receive chain outside RAM is a device error") {

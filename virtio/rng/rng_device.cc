@@ -37,15 +37,28 @@ absl::Status UrandomSource::Fill(absl::Span<uint8_t> out) {
 
 uint32_t RngDevice::device_id() const { return kDeviceIdRng; }
 
+std::vector<DeviceCounter> RngDevice::Counters() const {
+  return {
+      {"requests", "entropy requests handled", requests_.load()},
+      {"served_bytes", "random bytes given to the guest", bytes_served_.load()},
+      {"request_errors", "requests left unfilled because the entropy source failed",
+       source_errors_.load()},
+  };
+}
+
 absl::Status RngDevice::ProcessQueue(size_t index, memory::GuestMemory& mem, Queue& queue) {
   if (index != 0) return absl::OkStatus();
   return DrainQueue(mem, queue, [&](const DescriptorChain& chain) -> absl::StatusOr<uint32_t> {
+    ++requests_;
     ChainWriter writer(mem, chain);
     const uint64_t n = std::min<uint64_t>(chain.writable_bytes, kMaxBytesPerRequest);
     // A source failure leaves the buffer unfilled and reports 0 bytes: the guest just retries.
     absl::Status s = writer.ForEach(
         n, [&](uint8_t* p, uint64_t len) { return source_->Fill(absl::MakeSpan(p, len)); });
-    if (!s.ok()) return 0u;
+    if (!s.ok()) {
+      ++source_errors_;
+      return 0u;
+    }
     bytes_served_ += n;
     return writer.written();
   });

@@ -46,11 +46,15 @@ class RngDevice : public VirtioDevice {
     std::fill(data.begin(), data.end(), 0);
   }
   absl::Status ProcessQueue(size_t index, memory::GuestMemory& mem, Queue& queue) override;
-  uint64_t bytes_served() const { return bytes_served_; }
+  uint64_t bytes_served() const { return bytes_served_.load(); }
+  std::vector<DeviceCounter> Counters() const override;
 
  private:
   std::unique_ptr<EntropySource> source_;
-  uint64_t bytes_served_ = 0;
+  // Atomics: written under the transport's serialization, read by metrics threads.
+  std::atomic<uint64_t> bytes_served_{0};
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> source_errors_{0};
 };
 
 }  // namespace amalgam::virtio::rng

@@ -27,6 +27,8 @@ TEST_CASE("rng fills the guest's writable buffers from /dev/urandom") {
   CHECK(std::any_of(a, a + 64, [](uint8_t x) { return x != 0; }));
   CHECK(!std::equal(a, a + 64, b));
   CHECK(dev.bytes_served() == 128);
+  CHECK(FindCounter(dev.Counters(), "requests") == 1u);
+  CHECK(FindCounter(dev.Counters(), "served_bytes") == 128u);
 }
 
 TEST_CASE("rng caps a huge request and gives nothing to a read-only buffer") {
