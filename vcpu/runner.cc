@@ -114,9 +114,25 @@ VcpuExit VcpuRunner::MakeExit(VcpuExitReason reason) {
   return exit;
 }
 
+namespace {
+// Single-writer increment: the vCPU thread is the only writer, so no read-modify-write lock.
+void Bump(std::atomic<uint64_t>& counter) {
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+}  // namespace
+
+RunnerStats VcpuRunner::stats() const {
+  RunnerStats s;
+  s.io_exits = counters_.io_exits.load(std::memory_order_relaxed);
+  s.mmio_exits = counters_.mmio_exits.load(std::memory_order_relaxed);
+  s.unclaimed_accesses = counters_.unclaimed_accesses.load(std::memory_order_relaxed);
+  s.interrupted = counters_.interrupted.load(std::memory_order_relaxed);
+  return s;
+}
+
 void VcpuRunner::HandleIo() {
   kvm_run* run = vcpu_->run();
-  ++stats_.io_exits;
+  Bump(counters_.io_exits);
   const uint32_t size = run->io.size;
   const uint32_t count = run->io.count;
   const uint64_t offset = run->io.data_offset;
@@ -135,14 +151,14 @@ void VcpuRunner::HandleIo() {
       std::memset(item.data(), 0xff, size);
       claimed = false;
     }
-    if (!claimed) ++stats_.unclaimed_accesses;
+    if (!claimed) Bump(counters_.unclaimed_accesses);
   }
   io_pending_ = true;
 }
 
 void VcpuRunner::HandleMmio() {
   kvm_run* run = vcpu_->run();
-  ++stats_.mmio_exits;
+  Bump(counters_.mmio_exits);
   uint32_t len = run->mmio.len > 8 ? 8 : run->mmio.len;
   absl::Span<uint8_t> data(run->mmio.data, len);
   bool claimed;
@@ -154,7 +170,7 @@ void VcpuRunner::HandleMmio() {
     std::memset(data.data(), 0xff, len);
     claimed = false;
   }
-  if (!claimed) ++stats_.unclaimed_accesses;
+  if (!claimed) Bump(counters_.unclaimed_accesses);
   io_pending_ = true;
 }
 
@@ -192,7 +208,7 @@ absl::StatusOr<VcpuExit> VcpuRunner::Run() {
     if (*r == Vcpu::RunResult::kInterrupted) {
       // KVM completed any pending PIO/MMIO before honouring immediate_exit or the signal.
       io_pending_ = false;
-      ++stats_.interrupted;
+      Bump(counters_.interrupted);
       EatKickSignals();
       if (ConsumeKick()) return MakeExit(VcpuExitReason::kKicked);
       continue;  // some other signal: re-enter

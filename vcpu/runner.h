@@ -76,6 +76,7 @@ struct VcpuExit {
 // Reads guest-physical memory for diagnostics (instruction bytes). Returns false if unmapped.
 using GuestPhysReader = std::function<bool(uint64_t gpa, absl::Span<uint8_t> out)>;
 
+// A snapshot of a runner's counters.
 struct RunnerStats {
   uint64_t io_exits = 0;
   uint64_t mmio_exits = 0;
@@ -109,8 +110,9 @@ class VcpuRunner {
   absl::Status CompletePendingIo();
   bool io_pending() const { return io_pending_; }
 
-  // Counters; read them on the vCPU thread or while Run() is not running.
-  const RunnerStats& stats() const { return stats_; }
+  // Counters, snapshotted from any thread (also while Run() is running: each counter is an
+  // atomic only the vCPU thread writes, so the snapshot is live but not one instant).
+  RunnerStats stats() const;
   Vcpu* vcpu() const { return vcpu_; }
 
   // The real-time signal used for kicks (installed once per process, no-op handler).
@@ -130,7 +132,12 @@ class VcpuRunner {
   std::shared_ptr<Bus> mmio_;
   std::shared_ptr<StopFlag> stop_;
   GuestPhysReader reader_;
-  RunnerStats stats_;
+  // Written by the vCPU thread only (plain load+store, no locked instruction on the exit path);
+  // read by stats() from any thread.
+  struct Counters {
+    std::atomic<uint64_t> io_exits{0}, mmio_exits{0}, unclaimed_accesses{0}, interrupted{0};
+  };
+  Counters counters_;
   bool io_pending_ = false;
   bool signal_mask_set_ = false;
 

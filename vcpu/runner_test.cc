@@ -197,6 +197,28 @@ TEST_CASE("popcnt in ring 0: internal error with RIP and bytes, or correct execu
   }
 }
 
+TEST_CASE("stats() is live while Run() is running on another thread") {
+  auto vm = MakeVm({
+      0xe6, 0x10,  // loop: out 0x10, al  (no device: unclaimed)
+      0xeb, 0xfc,  // jmp loop
+  });
+  VcpuRunner runner(&vm->vcpu(), std::make_shared<Bus>(), nullptr);
+  absl::StatusOr<VcpuExit> exit;
+  std::thread vcpu_thread([&] { exit = runner.Run(); });
+  // The counters must move while the vCPU is still inside Run() (no timing asserted: poll).
+  uint64_t seen = 0;
+  while (seen < 100) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    seen = runner.stats().io_exits;
+  }
+  runner.Kick();
+  vcpu_thread.join();
+  REQUIRE(exit.ok());
+  CHECK(exit->reason == VcpuExitReason::kKicked);
+  CHECK(runner.stats().io_exits >= seen);
+  CHECK(runner.stats().unclaimed_accesses == runner.stats().io_exits);
+}
+
 TEST_CASE("Kick from another thread returns a spinning guest's Run, and is never lost") {
   auto vm = MakeVm({0xeb, 0xfe});  // jmp .
   VcpuRunner runner(&vm->vcpu(), nullptr, nullptr);

@@ -1,5 +1,11 @@
 #include "vmm/machine/machine.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +30,22 @@ constexpr uint64_t kTssAddr = 0xfffbd000;
 
 absl::Status Prefixed(const absl::Status& s, const std::string& prefix) {
   return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
+}
+
+// The host CPU a thread of this process last ran on (field 39 of /proc/self/task/TID/stat), or
+// -1 if unreadable. The command name (field 2) may hold spaces, so count after its ')'.
+int32_t HostCpuOf(int32_t tid) {
+  std::ifstream in(absl::StrCat("/proc/self/task/", tid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  const size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(line.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 39 && (fields >> field); ++i) {
+    if (i == 39) return static_cast<int32_t>(std::strtol(field.c_str(), nullptr, 10));
+  }
+  return -1;
 }
 
 }  // namespace
@@ -73,7 +95,7 @@ struct Machine::VcpuSlot {
   std::unique_ptr<vcpu::Vcpu> vcpu;
   std::unique_ptr<vcpu::VcpuRunner> runner;
   std::thread thread;
-  std::atomic<uint64_t> exits{0};
+  std::atomic<int32_t> tid{0};  // the vCPU thread's host thread id, once it runs
   std::atomic<VcpuRunState> state{VcpuRunState::kNotStarted};
 };
 
@@ -325,7 +347,18 @@ MachineInfo Machine::Info() const {
   info.linux_boot_protocol = linux_boot_protocol_;
   info.rsdp_address = rsdp_address_;
   for (const auto& slot : slots_) {
-    info.vcpu_info.push_back({slot->index, slot->state.load(), slot->exits.load()});
+    // Live: the runner's counters are atomics its vCPU thread bumps on every exit.
+    const vcpu::RunnerStats st = slot->runner->stats();
+    VcpuInfo v;
+    v.index = slot->index;
+    v.state = slot->state.load();
+    v.exits = st.io_exits + st.mmio_exits + st.interrupted;
+    v.io_exits = st.io_exits;
+    v.mmio_exits = st.mmio_exits;
+    v.unclaimed_accesses = st.unclaimed_accesses;
+    v.host_tid = slot->tid.load();
+    if (v.host_tid != 0 && v.state != VcpuRunState::kExited) v.host_cpu = HostCpuOf(v.host_tid);
+    info.vcpu_info.push_back(v);
   }
   absl::MutexLock lock(&mu_);
   info.state = state_;
@@ -334,11 +367,10 @@ MachineInfo Machine::Info() const {
 }
 
 void Machine::VcpuLoop(VcpuSlot* slot) {
+  slot->tid.store(static_cast<int32_t>(syscall(SYS_gettid)));
   vcpu::VcpuRunner& runner = *slot->runner;
   while (true) {
     absl::StatusOr<vcpu::VcpuExit> exit = runner.Run();
-    const vcpu::RunnerStats& st = runner.stats();
-    slot->exits.store(st.io_exits + st.mmio_exits + st.interrupted, std::memory_order_relaxed);
     if (!exit.ok()) {
       RequestStop(ExitOutcome::Of(
           ExitKind::kVmmError,

@@ -57,9 +57,13 @@ enum class VcpuRunState { kNotStarted, kRunning, kPaused, kExited };
 struct VcpuInfo {
   uint32_t index = 0;
   VcpuRunState state = VcpuRunState::kNotStarted;
-  // KVM_RUN exits handled so far (I/O, MMIO, kicks, ...), sampled whenever the vCPU comes back
-  // to the machine's loop (a kick, a pause, the end), so it lags while the guest runs.
+  // KVM_RUN exits handled so far (I/O + MMIO + interrupted runs), live while the guest runs.
   uint64_t exits = 0;
+  uint64_t io_exits = 0;
+  uint64_t mmio_exits = 0;
+  uint64_t unclaimed_accesses = 0;  // PIO/MMIO no device claimed
+  int32_t host_tid = 0;             // host thread running the vCPU (0 before Start)
+  int32_t host_cpu = -1;            // host CPU that thread last ran on (-1: unknown / ended)
 };
 
 struct MachineInfo {

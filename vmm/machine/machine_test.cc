@@ -128,6 +128,7 @@ TEST_CASE("machine: pause parks every vCPU, resume continues, stop ends the VM")
   Booted b =
       Boot(WriteKernel("spin.elf", {0x66, 0xba, 0xf8, 0x03, 0xb0, '.', 0xee, 0xeb, 0xfd}), 2);
   CHECK(b.vm->Pause().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(b.vm->Info().vcpu_info[0].host_tid == 0);  // no thread yet
   REQUIRE(b.vm->Start().ok());
   // Let it make progress first.
   while (b.sink->str().size() < 10) {
@@ -146,6 +147,14 @@ TEST_CASE("machine: pause parks every vCPU, resume continues, stop ends the VM")
   while (b.sink->str().size() == printed) {
     REQUIRE_FALSE(b.vm->WaitFor(absl::Milliseconds(1)).has_value());
   }
+  // Exit counts are live while the vCPU runs (no kick needed to publish them).
+  while (b.vm->Info().vcpu_info[0].io_exits <= paused.vcpu_info[0].io_exits) {
+    REQUIRE_FALSE(b.vm->WaitFor(absl::Milliseconds(1)).has_value());
+  }
+  const MachineInfo running = b.vm->Info();
+  CHECK(running.vcpu_info[0].host_tid != 0);
+  CHECK(running.vcpu_info[0].host_cpu >= 0);
+  CHECK(running.vcpu_info[0].exits >= running.vcpu_info[0].io_exits);
   b.vm->Stop("test says stop");
   ExitOutcome out = b.vm->Wait();
   CHECK(out.kind == ExitKind::kStopped);
