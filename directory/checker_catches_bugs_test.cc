@@ -9,7 +9,13 @@
 namespace amalgam::directory {
 namespace {
 
-CheckResult ExploreWithBug(InjectedBug bug, const ModelConfig& c, const char* name) {
+// Explores every interleaving of `nodes` nodes doing two operations each on one page, with `bug`
+// compiled in; prints the summary so a failure's log shows what the checker saw.
+CheckResult ExploreWithBug(InjectedBug bug, uint32_t nodes, const char* name) {
+  ModelConfig c;
+  c.nodes = nodes;
+  c.pages = 1;
+  c.ops_per_node = 2;
   InjectedBugForTest() = bug;
   CheckResult r = ExploreAll(c);
   InjectedBugForTest() = InjectedBug::kNone;
@@ -19,21 +25,13 @@ CheckResult ExploreWithBug(InjectedBug bug, const ModelConfig& c, const char* na
 }
 
 TEST_CASE("the same build without an injected bug passes") {
-  ModelConfig c;
-  c.nodes = 3;
-  c.pages = 1;
-  c.ops_per_node = 2;
-  CheckResult r = ExploreWithBug(InjectedBug::kNone, c, "no bug");
+  CheckResult r = ExploreWithBug(InjectedBug::kNone, 3, "no bug");
   INFO(Summarize(r));
   CHECK(r.ok);
 }
 
 TEST_CASE("copying a page out before write-protecting it is caught as a lost write") {
-  ModelConfig c;
-  c.nodes = 2;
-  c.pages = 1;
-  c.ops_per_node = 2;
-  CheckResult r = ExploreWithBug(InjectedBug::kCopyOutBeforeProtect, c, "copy-out before protect");
+  CheckResult r = ExploreWithBug(InjectedBug::kCopyOutBeforeProtect, 2, "copy-out before protect");
   INFO(Summarize(r));
   REQUIRE_FALSE(r.ok);
   CHECK(r.violation.find("stale read") != std::string::npos);
@@ -52,11 +50,7 @@ TEST_CASE("copying a page out before write-protecting it is caught as a lost wri
 }
 
 TEST_CASE("granting a write while a sharer was never invalidated is caught") {
-  ModelConfig c;
-  c.nodes = 3;
-  c.pages = 1;
-  c.ops_per_node = 2;
-  CheckResult r = ExploreWithBug(InjectedBug::kSkipOneInvalidate, c, "skip one invalidate");
+  CheckResult r = ExploreWithBug(InjectedBug::kSkipOneInvalidate, 3, "skip one invalidate");
   INFO(Summarize(r));
   REQUIRE_FALSE(r.ok);
   CHECK((r.violation.find("single-writer") != std::string::npos ||

@@ -1,6 +1,8 @@
 // Test-only: a cluster of NodeCaches and HomeDirectories wired like the node runtime wires them
 // (see protocol_model.h for what the model captures), as values that the checkers copy, step
-// and fingerprint. Internal to protocol_model.cc.
+// and fingerprint. Internal to protocol_model.cc. Implemented in cluster_model.cc (initial world,
+// enabled steps), cluster_model_apply.cc (steps) and cluster_model_checks.cc (invariants,
+// fingerprint).
 //
 // Thread-safety: not thread-safe. Ownership: World values own everything; the ClusterModel owns
 // the HomeMap every World's caches and directories borrow, so it must outlive them.

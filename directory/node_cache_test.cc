@@ -6,26 +6,20 @@
 #include <string>
 #include <vector>
 
-#include "directory/home_map.h"
+#include "directory/protocol_testutil.h"
 
 namespace amalgam::directory {
 namespace {
 
-// 4 nodes, 8 pages: pages 0-1 at node 0, 2-3 at node 1, ...
-const StaticPartitionHomeMap& Homes() {
-  static const StaticPartitionHomeMap* homes =
-      new StaticPartitionHomeMap(*StaticPartitionHomeMap::Even(8, 4));
-  return *homes;
-}
+using testing::Homes;
+using testing::Ok;
+using testing::Rejected;
+using testing::Snapshot;
+using testing::Types;
 
+// A message from page's home (node page / 2 in Homes()).
 Message FromHome(MessageType type, NodeId to, PageNumber page, uint64_t req) {
-  Message m;
-  m.type = type;
-  m.from = static_cast<NodeId>(page / 2);
-  m.to = to;
-  m.page = page;
-  m.req_id = req;
-  return m;
+  return testing::MakeMessage(type, static_cast<NodeId>(page / 2), to, page, req);
 }
 
 Message Grant(NodeId to, PageNumber page, uint64_t req, PageState state, bool data,
@@ -37,35 +31,12 @@ Message Grant(NodeId to, PageNumber page, uint64_t req, PageState state, bool da
   return m;
 }
 
-std::string Snapshot(const NodeCache& c) {
-  std::string s;
-  c.EncodeState(&s);
-  return s;
-}
-
-std::vector<ActionType> Types(const std::vector<Action>& out) {
-  std::vector<ActionType> t;
-  for (const Action& a : out) t.push_back(a.type);
-  return t;
-}
-
-std::vector<Action> Ok(NodeCache& c, const Message& m) {
+// Node 3 takes page 2 (home: node 1) to Shared through a read miss (req id 1).
+void MakeShared(NodeCache& c) {
   std::vector<Action> out;
-  absl::Status s = c.OnMessage(m, &out);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return out;
-}
-
-void Rejected(NodeCache& c, const Message& m, absl::StatusCode code) {
-  std::string before = Snapshot(c);
-  std::vector<Action> out;
-  absl::Status s = c.OnMessage(m, &out);
-  INFO(ToString(m) << " -> " << s.ToString());
-  CHECK(s.code() == code);
-  CHECK_FALSE(s.message().empty());
-  CHECK(out.empty());
-  CHECK(Snapshot(c) == before);
+  REQUIRE(c.OnFault(2, Access::kRead, &out).ok());
+  Ok(c, Grant(3, 2, 1, PageState::kShared, true));
+  REQUIRE(c.ReleaseHold(2, &out).ok());
 }
 
 // Node 3 takes page 2 (home: node 1) to Modified through a write miss; returns the req id.
@@ -104,11 +75,8 @@ TEST_CASE("read miss: request to the home, install read-only, wake") {
 
 TEST_CASE("write fault on a shared page upgrades in place") {
   NodeCache c(3, &Homes());
+  MakeShared(c);
   std::vector<Action> out;
-  REQUIRE(c.OnFault(2, Access::kRead, &out).ok());
-  Ok(c, Grant(3, 2, 1, PageState::kShared, true));
-  REQUIRE(c.ReleaseHold(2, &out).ok());
-  out.clear();
   REQUIRE(c.OnFault(2, Access::kWrite, &out).ok());
   REQUIRE(out.size() == 1);
   CHECK(out[0].message.have_copy);
@@ -119,9 +87,7 @@ TEST_CASE("write fault on a shared page upgrades in place") {
 TEST_CASE("an invalidation crossing an upgrade drops the copy; the grant then brings data") {
   NodeCache c(3, &Homes());
   std::vector<Action> out;
-  REQUIRE(c.OnFault(2, Access::kRead, &out).ok());
-  Ok(c, Grant(3, 2, 1, PageState::kShared, true));
-  REQUIRE(c.ReleaseHold(2, &out).ok());
+  MakeShared(c);
   REQUIRE(c.OnFault(2, Access::kWrite, &out).ok());
   out = Ok(c, FromHome(MessageType::kInvalidate, 3, 2, 77));
   CHECK(Types(out) == std::vector<ActionType>{ActionType::kDropPage, ActionType::kSend});
@@ -247,10 +213,7 @@ TEST_CASE("bad input to a node cache is an error and leaves the state unchanged"
 
 TEST_CASE("downgrade of a page held only Shared is rejected") {
   NodeCache c(3, &Homes());
-  std::vector<Action> out;
-  REQUIRE(c.OnFault(2, Access::kRead, &out).ok());
-  Ok(c, Grant(3, 2, 1, PageState::kShared, true));
-  REQUIRE(c.ReleaseHold(2, &out).ok());
+  MakeShared(c);
   Rejected(c, FromHome(MessageType::kDowngrade, 3, 2, 4), absl::StatusCode::kFailedPrecondition);
 }
 
