@@ -44,6 +44,11 @@ struct DpdkTransportOptions {
   // Every other node reachable on this port -> its MAC ("02:00:00:00:00:02"), or "" to send to
   // broadcast until the peer's authenticated Hello reveals it.
   std::map<NodeId, std::string> peers;
+  // Peers with a point-to-point port of their own (net_memif: one memif pair per node pair; see
+  // fabric/dpdk/memif_cluster.h), node id -> that port. Their frames use only that port. With
+  // only peer_ports, leave port.devargs empty. Ports open in ascending peer id (deadlock-free
+  // when every node does so), each waiting for link up.
+  std::map<NodeId, DpdkPortOptions> peer_ports;
   size_t mtu = 1500;  // link payload bytes (after the Ethernet header); larger frames fragment
   RetransmitOptions retransmit;
   ReassemblyLimits reassembly;
@@ -66,6 +71,7 @@ struct DpdkLinkStats {
   uint64_t acks_sent = 0;
   uint64_t acks_received = 0;
   uint64_t hellos_sent = 0;
+  uint64_t held_hellos = 0;      // new-nonce Hellos on a live link, held until proven
   uint64_t duplicates = 0;       // data frames already delivered or held (suppressed)
   uint64_t beyond_window = 0;    // data frames too far ahead of the reorder window
   uint64_t no_session = 0;       // frames from a configured peer before its Hello arrived
@@ -79,8 +85,8 @@ struct DpdkLinkStats {
 
 class DpdkTransport : public Transport {
  public:
-  // Starts the EAL if needed, opens the port (waits for link up), starts the poller and begins
-  // the Hello handshake with every peer.
+  // Starts the EAL if needed, opens the port(s) (waiting for link up), starts the poller and
+  // begins the Hello handshake with every peer.
   static absl::StatusOr<std::unique_ptr<DpdkTransport>> Create(DpdkTransportOptions options);
   ~DpdkTransport() override;
 
@@ -88,7 +94,7 @@ class DpdkTransport : public Transport {
   absl::Status WaitForPeer(NodeId peer, absl::Duration timeout);
   // Waits until every frame sent so far is acknowledged (e.g. before a process exits).
   absl::Status Flush(absl::Duration timeout);
-  std::array<uint8_t, 6> mac() const;
+  std::array<uint8_t, 6> mac() const;  // of the shared port (else of the first peer port)
   DpdkLinkStats GetLinkStats() const;
 
   NodeId self() const override;

@@ -26,20 +26,28 @@ inline constexpr Mac kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 inline constexpr uint16_t kBurst = 32;
 // mbufs SendFrame leaves for the PMD's Rx refill and for acks/Hellos.
 inline constexpr size_t kMbufReserve = 512;
+// Hellos with unproven new nonces kept per peer (a replay flood evicts only other candidates).
+inline constexpr size_t kMaxHelloCandidates = 4;
 
 class DpdkTransport::Impl {
  public:
-  Impl(DpdkTransportOptions o, std::unique_ptr<DpdkPort> port)
+  // ports[0] is the shared port (if any); AddPeer names each peer's port by index.
+  Impl(DpdkTransportOptions o, std::vector<std::unique_ptr<DpdkPort>> ports)
       : opt_(std::move(o)),
-        port_(std::move(port)),
+        ports_(std::move(ports)),
         reassembler_(opt_.reassembly),
         drop_rng_(opt_.test_rx_drop_seed) {
     RandomBytes(absl::MakeSpan(nonce_));
     max_chunk_ = opt_.mtu - kFrameHeaderSize;
+    for (const auto& port : ports_) {
+      port_macs_.push_back(port->mac());
+      link_up_.push_back(true);  // Create waited for link up
+    }
   }
 
-  absl::Status AddPeer(NodeId id, const std::string& mac) {
+  absl::Status AddPeer(NodeId id, const std::string& mac, size_t port) {
     Peer p(opt_.retransmit);
+    p.port = port;
     if (!mac.empty()) {
       auto m = ParseMac(mac);
       if (!m.ok()) return m.status();
@@ -67,12 +75,11 @@ class DpdkTransport::Impl {
     closed_ = true;
     for (auto& [id, p] : peers_) p.tx.Clear();  // mbuf references go back before the pool dies
     ready_.clear();
-    port_.reset();
+    ports_.clear();
   }
 
   NodeId self() const { return opt_.self; }
-  Mac mac() const { return port_mac_; }
-  void set_port_mac(const Mac& m) { port_mac_ = m; }
+  Mac mac() const { return port_macs_.empty() ? Mac{} : port_macs_[0]; }
 
   absl::Status WaitForPeer(NodeId id, absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
@@ -132,11 +139,15 @@ class DpdkTransport::Impl {
         return absl::UnavailableError(absl::StrCat(
             "no link to node ", dst, " yet (handshake pending); retry or WaitForPeer first"));
       }
+      if (!link_up_[p.port]) {
+        return absl::UnavailableError(absl::StrCat(
+            "the DPDK link to node ", dst, " is down (its port reports no carrier: peer gone?)"));
+      }
       // Room in the window and mbufs for every fragment, checked before PeerSession stamps a
       // sequence number: a seq that never leaves would stall the peer's in-order delivery.
-      if (!p.tx.Full() && MbufsAvailable(frame)) return SendData(dst, p, frame);
+      if (!p.tx.Full() && MbufsAvailable(p, frame)) return SendData(dst, p, frame);
       PollOnce();  // acks free the window and the mbufs held for retransmission
-      if (!p.tx.Full() && MbufsAvailable(frame)) continue;
+      if (!p.tx.Full() && MbufsAvailable(p, frame)) continue;
       if (absl::Now() > deadline) {
         return absl::UnavailableError(absl::StrCat(
             "node ", dst, " acknowledged nothing for ", absl::FormatDuration(opt_.send_timeout),
@@ -196,14 +207,22 @@ class DpdkTransport::Impl {
   }
 
  private:
+  // A Hello with a new nonce on a live link, not yet proven by a frame under its session.
+  struct HelloCandidate {
+    HelloInfo hello;
+    Mac mac;
+    FrameKey key;  // the session key it would give
+  };
   struct Peer {
     explicit Peer(const RetransmitOptions& ro) : tx(ro), rx(ReplayWindow::kWindow) {}
     Mac mac = kBroadcast;
     bool mac_pinned = false;
+    size_t port = 0;                     // index into ports_: the only port this peer's frames use
     std::optional<PeerSession> session;  // after the peer's Hello
     std::optional<FrameKey> ack_key;     // the same session key, for link acks
     std::array<uint8_t, kNonceSize> peer_nonce{};
-    bool confirmed = false;  // authenticated traffic seen under the session
+    std::vector<HelloCandidate> candidates;  // see HandleHello
+    bool confirmed = false;                  // authenticated traffic seen under the session
     RetransmitQueue<HeldFrames> tx;
     ReorderBuffer<ReceivedMessage> rx;
     int64_t next_hello_ns = 0;
@@ -215,19 +234,26 @@ class DpdkTransport::Impl {
   // One poll: a receive burst, then timers (acks, retransmits, hellos, reassembly expiry).
   // Returns the number of link frames processed.
   int PollOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!port_) return 0;
+    if (ports_.empty()) return 0;
     rte_mbuf* pkts[kBurst];
-    uint16_t n = port_->RxBurst(pkts, kBurst);
+    int total = 0;
+    int64_t now = 0;
+    for (size_t port = 0; port < ports_.size(); ++port) {
+      uint16_t n = ports_[port]->RxBurst(pkts, kBurst);
+      if (n == 0) continue;
+      if (now == 0) now = MonotonicNs();
+      for (uint16_t i = 0; i < n; ++i) {
+        HandleLinkFrame(pkts[i], port, now);
+        rte_pktmbuf_free(pkts[i]);
+      }
+      total += n;
+    }
     // Timers run after work and on every 8th empty poll: their deadlines are >= 50 us away, and
     // reading the clock on every empty poll was the top entry of the spin loop's profile.
-    if (n == 0 && (++empty_polls_ & 7) != 0) return 0;
-    int64_t now = MonotonicNs();
-    for (uint16_t i = 0; i < n; ++i) {
-      HandleLinkFrame(pkts[i], now);
-      rte_pktmbuf_free(pkts[i]);
-    }
+    if (total == 0 && (++empty_polls_ & 7) != 0) return 0;
+    if (now == 0) now = MonotonicNs();
     Timers(now);
-    return n;
+    return total;
   }
 
   void Timers(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -242,11 +268,12 @@ class DpdkTransport::Impl {
         SendAck(id, p);
       }
       if (p.tx.in_flight() > 0) {
+        const size_t port = p.port;  // C++17 lambdas cannot capture structured bindings
         // The lambda runs inside this locked call; the analysis cannot see through it.
         p.tx.ResendDue(now, [&](uint64_t, HeldFrames& held) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           for (rte_mbuf* m : held.mbufs()) {
             RetainChain(m);
-            Transmit(m);
+            Transmit(port, m);
           }
         });
       }
@@ -254,16 +281,18 @@ class DpdkTransport::Impl {
     if (now - last_expire_ns_ > 1'000'000) {
       reassembler_.Expire(now);
       last_expire_ns_ = now;
+      // Carrier state for SendFrame (memif: the peer process closed its socket or died).
+      for (size_t i = 0; i < ports_.size(); ++i) link_up_[i] = ports_[i]->LinkUp();
     }
   }
 
   // Hands one chain to the PMD (retrying briefly); frees it if the ring stays full.
-  void Transmit(rte_mbuf* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void Transmit(size_t port, rte_mbuf* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // A full Tx ring usually drains within microseconds (memif: the peer is copying out); a
     // frame given up here costs a retransmission timeout, so wait up to ~200 us for room.
     int64_t start = 0;
     for (int spins = 0;; ++spins) {
-      if (port_->TxBurst(&m, 1) == 1) {
+      if (ports_[port]->TxBurst(&m, 1) == 1) {
         ++link_.link_frames_sent;
         return;
       }
@@ -277,17 +306,18 @@ class DpdkTransport::Impl {
     rte_pktmbuf_free(m);
   }
 
-  void SendRaw(const Mac& dst, absl::Span<const uint8_t> frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void SendRaw(size_t port, const Mac& dst, absl::Span<const uint8_t> frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     FrameTail tail;
     tail.parts[0] = frame.subspan(kFrameHeaderSize);
-    rte_mbuf* m = BuildLinkFrame(port_->pool(), dst, port_mac_, kFabricEtherType, frame.data(),
-                                 tail, 0, tail.size());
-    if (m != nullptr) Transmit(m);
+    rte_mbuf* m = BuildLinkFrame(ports_[port]->pool(), dst, port_macs_[port], kFabricEtherType,
+                                 frame.data(), tail, 0, tail.size());
+    if (m != nullptr) Transmit(port, m);
   }
 
   void SendHello(NodeId id, Peer& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<uint8_t> hello = BuildHelloFrame(opt_.cluster_key, opt_.self, id, nonce_);
-    SendRaw(p.mac, hello);
+    SendRaw(p.port, p.mac, hello);
     ++link_.hellos_sent;
   }
 
@@ -301,21 +331,22 @@ class DpdkTransport::Impl {
     h.rpc_id = p.rx.sack();
     EncodedFrame enc;
     if (!EncodeFrame(*p.ack_key, h, {}, {}, &enc).ok()) return;
-    rte_mbuf* m = BuildLinkFrame(port_->pool(), p.mac, port_mac_, kFabricEtherType, enc.header,
-                                 TailOf(enc), 0, kFrameMacSize);
-    if (m != nullptr) Transmit(m);
+    rte_mbuf* m = BuildLinkFrame(ports_[p.port]->pool(), p.mac, port_macs_[p.port],
+                                 kFabricEtherType, enc.header, TailOf(enc), 0, kFrameMacSize);
+    if (m != nullptr) Transmit(p.port, m);
     ++link_.acks_sent;
     p.unacked = 0;
     p.ack_now = false;
   }
 
   // True if the pool can hold this frame's link frames with room to spare for Rx and acks.
-  bool MbufsAvailable(const OutgoingFrame& frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  bool MbufsAvailable(const Peer& p, const OutgoingFrame& frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     size_t bytes = FrameSize(frame.body.size(), frame.payload.size());
     size_t frags = bytes / max_chunk_ + 1;
     size_t per_mbuf = opt_.port.mbuf_data_room;
     size_t need = (bytes + frags * (kEthHeaderSize + kFrameHeaderSize)) / per_mbuf + frags + 1;
-    return rte_mempool_avail_count(port_->pool()) >= need + kMbufReserve;
+    return rte_mempool_avail_count(ports_[p.port]->pool()) >= need + kMbufReserve;
   }
 
   absl::Status SendData(NodeId dst, Peer& p, const OutgoingFrame& frame)
@@ -339,8 +370,8 @@ class DpdkTransport::Impl {
         fh.frag_count = plan->count;
         WriteFrameHeader(fh, hdr);
       }
-      rte_mbuf* m =
-          BuildLinkFrame(port_->pool(), p.mac, port_mac_, kFabricEtherType, hdr, tail, off, len);
+      rte_mbuf* m = BuildLinkFrame(ports_[p.port]->pool(), p.mac, port_macs_[p.port],
+                                   kFabricEtherType, hdr, tail, off, len);
       if (m == nullptr) {
         // The session already used this seq; the receiver would wait for it forever. Keep the
         // frames we have: retransmission cannot rebuild the rest, so fail loudly instead.
@@ -352,7 +383,7 @@ class DpdkTransport::Impl {
     }
     for (rte_mbuf* m : held.mbufs()) {
       RetainChain(m);
-      Transmit(m);
+      Transmit(p.port, m);
     }
     p.tx.Add(h.seq, std::move(held), MonotonicNs());
     ++stats_.frames_sent;
@@ -360,11 +391,19 @@ class DpdkTransport::Impl {
     return absl::OkStatus();
   }
 
-  void HandleLinkFrame(rte_mbuf* m, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HandleFrame(FrameBuffer buf, const FrameHeader& h, const Mac& src_mac, int64_t now)
+  // `port`: index of the port the link frame arrived on. A peer's frames count only on its port.
+  void HandleLinkFrame(rte_mbuf* m, size_t port, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleFrame(FrameBuffer buf, const FrameHeader& h, const Mac& src_mac, size_t port,
+                   int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleHello(FrameBuffer buf, const Mac& src_mac, size_t port, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HandleHello(FrameBuffer buf, const Mac& src_mac, int64_t now)
+  // Replaces the peer's session by the one from `hello` (the peer restarted).
+  void Rekey(NodeId id, Peer& p, const HelloInfo& hello, const Mac& src_mac, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // If `frame` verifies under a held Hello's session (and not under the live one), re-keys.
+  void PromoteIfProven(NodeId id, Peer& p, absl::Span<const uint8_t> frame, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  FrameKey SessionKeyWith(const HelloInfo& hello) const;
   // Duplicate / window check of a data frame's seq before any work; false = drop it.
   bool AdmitData(Peer& p, uint64_t seq, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -391,8 +430,9 @@ class DpdkTransport::Impl {
 
   const DpdkTransportOptions opt_;
   mutable absl::Mutex mu_;
-  std::unique_ptr<DpdkPort> port_ ABSL_GUARDED_BY(mu_);
-  Mac port_mac_{};
+  std::vector<std::unique_ptr<DpdkPort>> ports_ ABSL_GUARDED_BY(mu_);
+  std::vector<Mac> port_macs_;                      // immutable after construction
+  std::vector<bool> link_up_ ABSL_GUARDED_BY(mu_);  // refreshed by Timers about every ms
   std::array<uint8_t, kNonceSize> nonce_{};
   size_t max_chunk_ = 0;
   std::map<NodeId, Peer> peers_ ABSL_GUARDED_BY(mu_);

@@ -1,11 +1,13 @@
 // DpdkTransport's receive path: link frame -> (reassembly) -> Hello / ack / data -> in order.
 // Nothing a peer sends is interpreted before its MAC is checked, except the fixed header fields
 // needed to find the peer, the reassembly slot and duplicates (all bounds-checked).
+#include <algorithm>
+
 #include "fabric/dpdk/dpdk_transport_impl.h"
 
 namespace amalgam::fabric {
 
-void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
+void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, size_t port, int64_t now) {
   ++link_.link_frames_received;
   const uint32_t len = PacketLength(m);
   uint8_t eth[kEthHeaderSize];
@@ -25,7 +27,7 @@ void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
   Mac dst, src;
   std::memcpy(dst.data(), eth, 6);
   std::memcpy(src.data(), eth + 6, 6);
-  if (dst != port_mac_ && dst != kBroadcast) {
+  if (dst != port_macs_[port] && dst != kBroadcast) {
     ++link_.not_for_us;
     drops_.Count(DropReason::kWrongDestination);
     return;
@@ -51,7 +53,7 @@ void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
     FrameBuffer buf = FrameBuffer::Allocate(*size);
     std::memcpy(buf.data(), hb, kFrameHeaderSize);
     ReadBytes(m, kEthHeaderSize + kFrameHeaderSize, rest, buf.data() + kFrameHeaderSize);
-    HandleFrame(std::move(buf), h, src, now);
+    HandleFrame(std::move(buf), h, src, port, now);
     return;
   }
   // A fragment: only data frames are ever fragmented, and only to us from a known peer.
@@ -60,7 +62,7 @@ void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
     return;
   }
   auto it = peers_.find(h.src);
-  if (it == peers_.end()) {
+  if (it == peers_.end() || it->second.port != port) {
     drops_.Count(DropReason::kUnknownPeer);
     return;
   }
@@ -97,7 +99,7 @@ void DpdkTransport::Impl::HandleLinkFrame(rte_mbuf* m, int64_t now) {
     }
     case Reassembler::Outcome::kComplete: {
       const FrameHeader whole_header = ReadFrameHeader(whole.data());  // before the move
-      HandleFrame(std::move(whole), whole_header, src, now);
+      HandleFrame(std::move(whole), whole_header, src, port, now);
       return;
     }
   }
@@ -122,13 +124,13 @@ bool DpdkTransport::Impl::AdmitData(Peer& p, uint64_t seq, int64_t now) {
 }
 
 void DpdkTransport::Impl::HandleFrame(FrameBuffer buf, const FrameHeader& h, const Mac& src_mac,
-                                      int64_t now) {
+                                      size_t port, int64_t now) {
   if (h.flags & kFlagHandshake) {
-    HandleHello(std::move(buf), src_mac, now);
+    HandleHello(std::move(buf), src_mac, port, now);
     return;
   }
   auto it = peers_.find(h.src);
-  if (it == peers_.end()) {
+  if (it == peers_.end() || it->second.port != port) {
     drops_.Count(DropReason::kUnknownPeer);
     return;
   }
@@ -137,6 +139,7 @@ void DpdkTransport::Impl::HandleFrame(FrameBuffer buf, const FrameHeader& h, con
     ++link_.no_session;
     return;
   }
+  if (!p.candidates.empty()) PromoteIfProven(h.src, p, buf.span(), now);
   DropReason why = DropReason::kBadMac;
   if (h.flags & kFlagLinkAck) {
     auto v = VerifyFrame(*p.ack_key, buf.span(), opt_.self, &why);
@@ -165,7 +168,8 @@ void DpdkTransport::Impl::HandleFrame(FrameBuffer buf, const FrameHeader& h, con
   if (p.unacked++ == 0) p.first_unacked_ns = now;
 }
 
-void DpdkTransport::Impl::HandleHello(FrameBuffer buf, const Mac& src_mac, int64_t now) {
+void DpdkTransport::Impl::HandleHello(FrameBuffer buf, const Mac& src_mac, size_t port,
+                                      int64_t now) {
   DropReason why = DropReason::kHandshake;
   auto hello = ParseHelloFrame(opt_.cluster_key, buf.span(), opt_.self, &why);
   if (!hello.ok()) {
@@ -173,31 +177,76 @@ void DpdkTransport::Impl::HandleHello(FrameBuffer buf, const Mac& src_mac, int64
     return;
   }
   auto it = peers_.find(hello->node);
-  if (it == peers_.end()) {
+  if (it == peers_.end() || it->second.port != port) {
     drops_.Count(DropReason::kUnknownPeer);
     return;
   }
   Peer& p = it->second;
-  if (!p.mac_pinned) p.mac = src_mac;
   if (p.session && p.peer_nonce == hello->nonce) {
     // The peer repeats its Hello because it has not heard from us under the session yet.
+    if (!p.mac_pinned) p.mac = src_mac;
     SendAck(hello->node, p);
     return;
   }
+  if (p.session && p.confirmed) {
+    // A live link and a Hello with another nonce: either the peer restarted, or someone replays
+    // a Hello of an earlier incarnation (its MAC is valid forever). Keep the live session until
+    // a frame verifies under the new one (PromoteIfProven); answer with our Hello so a really
+    // restarted peer can derive that session and prove it (its acks are MAC'd with it).
+    ++link_.held_hellos;
+    auto same =
+        std::find_if(p.candidates.begin(), p.candidates.end(),
+                     [&](const HelloCandidate& c) { return c.hello.nonce == hello->nonce; });
+    if (same == p.candidates.end()) {
+      if (p.candidates.size() >= kMaxHelloCandidates) p.candidates.erase(p.candidates.begin());
+      p.candidates.push_back(HelloCandidate{*hello, src_mac, SessionKeyWith(*hello)});
+    }
+    std::vector<uint8_t> ours = BuildHelloFrame(opt_.cluster_key, opt_.self, hello->node, nonce_);
+    SendRaw(p.port, p.mac_pinned ? p.mac : src_mac, ours);
+    ++link_.hellos_sent;
+    return;
+  }
+  Rekey(hello->node, p, *hello, src_mac, now);
+}
+
+FrameKey DpdkTransport::Impl::SessionKeyWith(const HelloInfo& hello) const {
+  return opt_.self < hello.node ? opt_.cluster_key.DeriveSession(nonce_, hello.nonce)
+                                : opt_.cluster_key.DeriveSession(hello.nonce, nonce_);
+}
+
+void DpdkTransport::Impl::PromoteIfProven(NodeId id, Peer& p, absl::Span<const uint8_t> frame,
+                                          int64_t now) {
+  DropReason why;
+  if (VerifyFrame(*p.ack_key, frame, opt_.self, &why).ok()) {
+    p.candidates.clear();  // the live session still works: the held Hellos were replays
+    return;
+  }
+  for (const HelloCandidate& c : p.candidates) {
+    if (VerifyFrame(c.key, frame, opt_.self, &why).ok()) {
+      HelloCandidate proven = c;
+      Rekey(id, p, proven.hello, proven.mac, now);
+      return;
+    }
+  }
+}
+
+void DpdkTransport::Impl::Rekey(NodeId id, Peer& p, const HelloInfo& hello, const Mac& src_mac,
+                                int64_t now) {
+  if (!p.mac_pinned) p.mac = src_mac;
   if (p.session) ++stats_.disconnects;  // the peer restarted: its old session is gone
-  p.session = PeerSession::FromHandshake(opt_.cluster_key, opt_.self, nonce_, *hello);
-  p.ack_key = opt_.self < hello->node ? opt_.cluster_key.DeriveSession(nonce_, hello->nonce)
-                                      : opt_.cluster_key.DeriveSession(hello->nonce, nonce_);
-  p.peer_nonce = hello->nonce;
+  p.session = PeerSession::FromHandshake(opt_.cluster_key, opt_.self, nonce_, hello);
+  p.ack_key = SessionKeyWith(hello);
+  p.peer_nonce = hello.nonce;
+  p.candidates.clear();
   p.tx.Clear();
   p.rx.Reset();
   p.unacked = 0;
   p.ack_now = false;
   p.confirmed = false;
-  reassembler_.DropSource(hello->node);
+  reassembler_.DropSource(id);
   ++stats_.connects;
-  SendHello(hello->node, p);
-  SendAck(hello->node, p);
+  SendHello(id, p);
+  SendAck(id, p);
   p.next_hello_ns = now + absl::ToInt64Nanoseconds(opt_.hello_interval);
 }
 
