@@ -31,6 +31,11 @@ absl::StatusOr<std::unique_ptr<PageFaultService>> PageFaultService::Create(
   if (memory == nullptr || handler == nullptr || options.os == nullptr) {
     return absl::InvalidArgumentError("PageFaultService: memory, handler and os must be set");
   }
+  if (memory->backing() != GuestMemory::Backing::kSharedMemfd) {
+    return absl::FailedPreconditionError(
+        "PageFaultService: guest memory must be created with GuestMemory::Backing::kSharedMemfd "
+        "(4 KiB pages of a memfd), not kPrivateHugePages");
+  }
   absl::StatusOr<std::unique_ptr<Userfaultfd>> uffd = Userfaultfd::Open(options.os);
   if (!uffd.ok()) return uffd.status();
   int efd = options.os->EventFd(0, EFD_CLOEXEC | EFD_NONBLOCK);

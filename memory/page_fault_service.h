@@ -64,6 +64,7 @@ class PageFaultService {
   struct Options {
     UffdOs* os = UffdOs::Real();
   };
+  // memory must use GuestMemory::Backing::kSharedMemfd (FAILED_PRECONDITION otherwise).
   static absl::StatusOr<std::unique_ptr<PageFaultService>> Create(GuestMemory* memory,
                                                                   PageFaultHandler* handler,
                                                                   Options options);

@@ -11,7 +11,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "memory/fault_test_handler.h"
+#include "memory/fault_testutil.h"
 #include "memory/page_fault_service.h"
 #include "vcpu/runner.h"
 #include "vcpu/test_vm.h"
@@ -19,6 +19,8 @@
 namespace amalgam::memory {
 namespace {
 
+using testing::Eventually;
+using testing::PagePattern;
 using testing::RecordingFaultHandler;
 
 constexpr uint64_t kDataGpa = 0x80000;  // registered region: 16 pages
@@ -74,18 +76,11 @@ struct Rig {
     vm = std::move(*v);
     vm->Load(kEntry, code);
     REQUIRE(vm->SetRealMode(0, kEntry).ok());
-    auto m = GuestMemory::Create({{GuestAddress(kDataGpa), kDataPages * kPageSize}});
-    REQUIRE(m.ok());
-    mem = std::move(*m);
+    mem = testing::MakeTestMemory(kDataPages, GuestAddress(kDataGpa));
     const GuestRegion& r = mem->regions()[0];
     REQUIRE(
         vm->vm().SetUserMemoryRegion({1, r.start().value(), r.size(), r.host_address(), 0}).ok());
-    auto s = PageFaultService::Create(mem.get(), &handler);
-    INFO(s.status().ToString());
-    REQUIRE(s.ok());
-    svc = std::move(*s);
-    REQUIRE(svc->RegisterAll().ok());
-    REQUIRE(svc->Start().ok());
+    svc = testing::StartService(mem.get(), &handler);
     auto pio = std::make_shared<vcpu::Bus>();
     REQUIRE(pio->Insert(port, kPort, 1).ok());
     runner = std::make_unique<vcpu::VcpuRunner>(&vm->vcpu(), pio, nullptr);
@@ -108,23 +103,6 @@ struct Rig {
   uint32_t Peek(uint64_t gpa) { return mem->ReadObj<uint32_t>(GuestAddress(gpa)).value(); }
 };
 
-std::vector<uint8_t> Pattern(uint32_t tag) {
-  std::vector<uint8_t> page(kPageSize);
-  for (uint32_t i = 0; i < kPageSize / 4; ++i) {
-    uint32_t v = tag + i;
-    std::memcpy(&page[i * 4], &v, 4);
-  }
-  return page;
-}
-
-bool Eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 3000; ++i) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
-}
-
 TEST_CASE("guest read of a missing page blocks until InstallShared; its write then WP-faults") {
   Rig rig({
       0xb8, 0x00, 0x80,                                       // mov ax, 0x8000
@@ -134,7 +112,7 @@ TEST_CASE("guest read of a missing page blocks until InstallShared; its write th
       0x66, 0xc7, 0x06,  0x04, 0x00, 0x44, 0x33, 0x22, 0x11,  // mov dword [4], 0x11223344
       0xf4,                                                   // hlt
   });
-  const std::vector<uint8_t> content = Pattern(0xC0DE0000);
+  const std::vector<uint8_t> content = PagePattern(0xC0DE0000);
   rig.handler.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind == FaultKind::kMissing) {
       return rig.svc->InstallShared(f.gpa, content);
@@ -222,7 +200,7 @@ TEST_CASE("Drop removes the page: the guest's next read faults again and sees th
   std::atomic<uint32_t> tag{0xA1A10000};
   rig.handler.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind != FaultKind::kMissing) return absl::InternalError("the guest only reads");
-    return rig.svc->InstallShared(f.gpa, Pattern(tag.load()));
+    return rig.svc->InstallShared(f.gpa, PagePattern(tag.load()));
   });
   rig.Run();
   REQUIRE(rig.port->WaitFor(0xA1A10000));

@@ -16,62 +16,39 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "memory/fault_test_handler.h"
+#include "memory/fault_testutil.h"
 
 namespace amalgam::memory {
 namespace {
 
+using testing::CurrentTid;
+using testing::Metric;
+using testing::PagePattern;
 using testing::RecordingFaultHandler;
+using testing::StartService;
+using testing::WaitMetric;
 
 constexpr uint64_t kPages = 16;
 
-std::unique_ptr<GuestMemory> MakeMemory() {
-  auto mem = GuestMemory::Create({{GuestAddress(0), kPages * kPageSize}});
+TEST_CASE("huge-page guest memory is refused: the service needs the 4 KiB memfd backing") {
+  GuestMemory::Options options;
+  options.backing = GuestMemory::Backing::kPrivateHugePages;
+  auto mem = GuestMemory::Create({{GuestAddress(0), kPages * kPageSize}}, options);
   REQUIRE(mem.ok());
-  return std::move(*mem);
-}
-
-std::vector<uint8_t> Pattern(uint32_t tag) {
-  std::vector<uint8_t> page(kPageSize);
-  for (uint32_t i = 0; i < kPageSize / 4; ++i) {
-    uint32_t v = tag + i;
-    std::memcpy(&page[i * 4], &v, 4);
-  }
-  return page;
-}
-
-uint32_t Tid() { return static_cast<uint32_t>(syscall(SYS_gettid)); }
-
-uint64_t Metric(const PageFaultService& s, const char* name) { return s.Metrics().at(name); }
-
-// Waits until a metric reaches a value (the service thread updates it asynchronously).
-bool WaitMetric(const PageFaultService& s, const char* name, uint64_t at_least) {
-  for (int i = 0; i < 3000; ++i) {
-    if (Metric(s, name) >= at_least) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
-}
-
-std::unique_ptr<PageFaultService> MakeService(GuestMemory* mem, RecordingFaultHandler* h,
-                                              UffdOs* os = UffdOs::Real()) {
-  PageFaultService::Options opt;
-  opt.os = os;
-  auto svc = PageFaultService::Create(mem, h, opt);
-  INFO(svc.status().ToString());
-  REQUIRE(svc.ok());
-  REQUIRE((*svc)->RegisterAll().ok());
-  REQUIRE((*svc)->Start().ok());
-  return std::move(*svc);
+  RecordingFaultHandler h;
+  auto svc = PageFaultService::Create(mem->get(), &h);
+  REQUIRE_FALSE(svc.ok());
+  CHECK(svc.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(svc.status().message().find("kSharedMemfd") != absl::string_view::npos);
 }
 
 TEST_CASE(
     "a host thread blocks on a missing page until InstallShared, then WP until MakeWritable") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
   PageFaultService* svc_ptr = nullptr;
-  const std::vector<uint8_t> content = Pattern(0xC0DE0000);
-  auto svc = MakeService(mem.get(), &h);
+  const std::vector<uint8_t> content = PagePattern(0xC0DE0000);
+  auto svc = StartService(mem.get(), &h);
   svc_ptr = svc.get();
   h.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind == FaultKind::kMissing) {
@@ -86,7 +63,7 @@ TEST_CASE(
       mem->GetHostAddress(GuestAddress(3 * kPageSize), kPageSize).value());
   uint32_t reader_tid = 0, seen0 = 0, seen9 = 0;
   std::thread reader([&] {
-    reader_tid = Tid();
+    reader_tid = CurrentTid();
     seen0 = p[0];
     seen9 = p[9];
   });
@@ -96,7 +73,7 @@ TEST_CASE(
 
   uint32_t writer_tid = 0;
   std::thread writer([&] {
-    writer_tid = Tid();
+    writer_tid = CurrentTid();
     p[1] = 0x5555AAAA;
   });
   writer.join();
@@ -129,10 +106,10 @@ TEST_CASE(
 }
 
 TEST_CASE("zero-fill install reads zeros, is write-protected, and a write then lands") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
   PageFaultService* svc_ptr = nullptr;
-  auto svc = MakeService(mem.get(), &h);
+  auto svc = StartService(mem.get(), &h);
   svc_ptr = svc.get();
   h.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind == FaultKind::kMissing) {
@@ -160,20 +137,20 @@ TEST_CASE("zero-fill install reads zeros, is write-protected, and a write then l
 }
 
 TEST_CASE("installing a page that is already present counts EEXIST and is not an error") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
-  auto svc = MakeService(mem.get(), &h);
-  REQUIRE(svc->InstallShared(GuestAddress(0), Pattern(1)).ok());
-  REQUIRE(svc->InstallShared(GuestAddress(0), Pattern(2)).ok());
+  auto svc = StartService(mem.get(), &h);
+  REQUIRE(svc->InstallShared(GuestAddress(0), PagePattern(1)).ok());
+  REQUIRE(svc->InstallShared(GuestAddress(0), PagePattern(2)).ok());
   CHECK(Metric(*svc, "eexist") == 1);
   CHECK(Metric(*svc, "copies") == 1);
   CHECK(mem->ReadObj<uint32_t>(GuestAddress(0)).value() == 1);  // first install wins
 }
 
 TEST_CASE("two threads blocked on one page: both are reported; the second install is EEXIST") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;  // records; the test resolves
-  auto svc = MakeService(mem.get(), &h);
+  auto svc = StartService(mem.get(), &h);
   volatile uint32_t* p = reinterpret_cast<volatile uint32_t*>(
       mem->GetHostAddress(GuestAddress(6 * kPageSize), kPageSize).value());
   uint32_t a = 0, b = 0;
@@ -184,7 +161,7 @@ TEST_CASE("two threads blocked on one page: both are reported; the second instal
   CHECK(faults[0].gpa == GuestAddress(6 * kPageSize));
   CHECK(faults[1].gpa == GuestAddress(6 * kPageSize));
   CHECK(faults[0].thread_id != faults[1].thread_id);
-  for (const PageFault& f : faults) REQUIRE(svc->InstallShared(f.gpa, Pattern(0x700)).ok());
+  for (const PageFault& f : faults) REQUIRE(svc->InstallShared(f.gpa, PagePattern(0x700)).ok());
   ta.join();
   tb.join();
   CHECK(a == 0x700);
@@ -194,15 +171,15 @@ TEST_CASE("two threads blocked on one page: both are reported; the second instal
 }
 
 TEST_CASE("Downgrade and Drop copy out the current page; Drop makes the next read fault again") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
   PageFaultService* svc_ptr = nullptr;
   std::atomic<uint32_t> next_tag{0x1000};
-  auto svc = MakeService(mem.get(), &h);
+  auto svc = StartService(mem.get(), &h);
   svc_ptr = svc.get();
   h.set_react([&](const PageFault& f) -> absl::Status {
     if (f.kind == FaultKind::kMissing) {
-      return svc_ptr->InstallShared(f.gpa, Pattern(next_tag.load()));
+      return svc_ptr->InstallShared(f.gpa, PagePattern(next_tag.load()));
     } else {
       return svc_ptr->MakeWritable(f.gpa);
     }
@@ -234,16 +211,16 @@ TEST_CASE("Downgrade and Drop copy out the current page; Drop makes the next rea
 }
 
 TEST_CASE("error paths: outside guest RAM, bad sizes, unregistered addresses") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
-  auto svc = MakeService(mem.get(), &h);
+  auto svc = StartService(mem.get(), &h);
   const GuestAddress outside(kPages * kPageSize);
   CHECK(svc->Register(outside, kPageSize).code() == absl::StatusCode::kOutOfRange);
   CHECK(svc->Register(GuestAddress(0), kPageSize * (kPages + 1)).code() ==
         absl::StatusCode::kOutOfRange);
   CHECK(svc->Register(GuestAddress(1), kPageSize).code() == absl::StatusCode::kInvalidArgument);
-  CHECK(svc->InstallShared(outside, Pattern(0)).code() == absl::StatusCode::kOutOfRange);
-  CHECK(svc->InstallShared(GuestAddress(8), Pattern(0)).code() ==
+  CHECK(svc->InstallShared(outside, PagePattern(0)).code() == absl::StatusCode::kOutOfRange);
+  CHECK(svc->InstallShared(GuestAddress(8), PagePattern(0)).code() ==
         absl::StatusCode::kInvalidArgument);
   CHECK(svc->InstallShared(GuestAddress(0), std::vector<uint8_t>(10)).code() ==
         absl::StatusCode::kInvalidArgument);
@@ -259,7 +236,7 @@ TEST_CASE("error paths: outside guest RAM, bad sizes, unregistered addresses") {
   REQUIRE(uffd.ok());
   void* anon = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(anon != MAP_FAILED);
-  auto copied = (*uffd)->Copy(anon, Pattern(0).data(), kPageSize, false);
+  auto copied = (*uffd)->Copy(anon, PagePattern(0).data(), kPageSize, false);
   CHECK_FALSE(copied.ok());
   CHECK(copied.status().message().find("UFFDIO_COPY") != absl::string_view::npos);
   CHECK((*uffd)->WriteProtect(anon, kPageSize, true).code() != absl::StatusCode::kOk);
@@ -269,9 +246,9 @@ TEST_CASE("error paths: outside guest RAM, bad sizes, unregistered addresses") {
 }
 
 TEST_CASE("Shutdown with a fault pending releases the blocked thread; later calls fail cleanly") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;  // never resolves
-  auto svc = MakeService(mem.get(), &h);
+  auto svc = StartService(mem.get(), &h);
   volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(
       mem->GetHostAddress(GuestAddress(4 * kPageSize), kPageSize).value());
   std::atomic<bool> done{false};
@@ -287,7 +264,7 @@ TEST_CASE("Shutdown with a fault pending releases the blocked thread; later call
   reader.join();
   CHECK(seen == 0);  // never installed: the memfd's content
   CHECK(Metric(*svc, "released_on_shutdown") == 1);
-  CHECK(svc->InstallShared(GuestAddress(0), Pattern(0)).code() ==
+  CHECK(svc->InstallShared(GuestAddress(0), PagePattern(0)).code() ==
         absl::StatusCode::kFailedPrecondition);
   CHECK(svc->Register(GuestAddress(0), kPageSize).code() == absl::StatusCode::kFailedPrecondition);
   svc->Shutdown();  // idempotent

@@ -12,53 +12,19 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "memory/fault_test_handler.h"
+#include "memory/fault_testutil.h"
 #include "memory/page_fault_service.h"
 
 namespace amalgam::memory {
 namespace {
 
+using testing::Metric;
+using testing::PagePattern;
 using testing::RecordingFaultHandler;
+using testing::StartService;
+using testing::WaitMetric;
 
 constexpr uint64_t kPages = 16;
-
-std::unique_ptr<GuestMemory> MakeMemory() {
-  auto mem = GuestMemory::Create({{GuestAddress(0), kPages * kPageSize}});
-  REQUIRE(mem.ok());
-  return std::move(*mem);
-}
-
-std::vector<uint8_t> Pattern(uint32_t tag) {
-  std::vector<uint8_t> page(kPageSize);
-  for (uint32_t i = 0; i < kPageSize / 4; ++i) {
-    uint32_t v = tag + i;
-    std::memcpy(&page[i * 4], &v, 4);
-  }
-  return page;
-}
-
-uint64_t Metric(const PageFaultService& s, const char* name) { return s.Metrics().at(name); }
-
-// Waits until a metric reaches a value (the service thread updates it asynchronously).
-bool WaitMetric(const PageFaultService& s, const char* name, uint64_t at_least) {
-  for (int i = 0; i < 3000; ++i) {
-    if (Metric(s, name) >= at_least) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
-}
-
-std::unique_ptr<PageFaultService> MakeService(GuestMemory* mem, RecordingFaultHandler* h,
-                                              UffdOs* os = UffdOs::Real()) {
-  PageFaultService::Options opt;
-  opt.os = os;
-  auto svc = PageFaultService::Create(mem, h, opt);
-  INFO(svc.status().ToString());
-  REQUIRE(svc.ok());
-  REQUIRE((*svc)->RegisterAll().ok());
-  REQUIRE((*svc)->Start().ok());
-  return std::move(*svc);
-}
 
 // ---- injected OS failures ----
 
@@ -142,21 +108,21 @@ TEST_CASE("open: a kernel without WP on shmem is refused, naming the feature") {
 }
 
 TEST_CASE("injected ioctl / madvise / eventfd failures surface as errors and count nothing") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
   FaultyOs os;
   os.eventfd_errno = EMFILE;
   auto bad = PageFaultService::Create(mem.get(), &h, {&os});
   CHECK(bad.status().code() == absl::StatusCode::kResourceExhausted);
   os.eventfd_errno = 0;
-  auto svc = MakeService(mem.get(), &h, &os);
+  auto svc = StartService(mem.get(), &h, &os);
 
   os.fail_ioctl = UFFDIO_COPY;
   os.fail_ioctl_errno = ENOMEM;
-  CHECK(svc->InstallShared(GuestAddress(0), Pattern(0)).code() ==
+  CHECK(svc->InstallShared(GuestAddress(0), PagePattern(0)).code() ==
         absl::StatusCode::kResourceExhausted);
   os.fail_ioctl_errno = EEXIST;  // "someone else resolved it": OK, counted, waiters woken
-  CHECK(svc->InstallShared(GuestAddress(0), Pattern(0)).ok());
+  CHECK(svc->InstallShared(GuestAddress(0), PagePattern(0)).ok());
   CHECK(Metric(*svc, "eexist") == 1);
   CHECK(Metric(*svc, "wakes") == 1);
 
@@ -179,11 +145,11 @@ TEST_CASE("injected ioctl / madvise / eventfd failures surface as errors and cou
 }
 
 TEST_CASE("a failing uffd read stops the service thread; Shutdown still releases the faulter") {
-  auto mem = MakeMemory();
+  auto mem = testing::MakeTestMemory(kPages);
   RecordingFaultHandler h;
   FaultyOs os;
   os.read_errno = EIO;
-  auto svc = MakeService(mem.get(), &h, &os);
+  auto svc = StartService(mem.get(), &h, &os);
   volatile uint64_t* p =
       reinterpret_cast<volatile uint64_t*>(mem->GetHostAddress(GuestAddress(0), kPageSize).value());
   uint64_t seen = 1;
