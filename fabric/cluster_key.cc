@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "fabric/frame_mac.h"
 
 namespace amalgam::fabric {
 namespace {
@@ -20,9 +21,13 @@ void EnsureSodium() {
   (void)ok;
 }
 
-constexpr char kSessionLabel[] = "amalgam-fabric-session-v1";
+// v2: session keys key AES-256-GMAC (wire version 2) instead of ChaCha20-Poly1305.
+constexpr char kSessionLabel[] = "amalgam-fabric-session-v2";
 
 }  // namespace
+
+FrameKey::FrameKey(const std::array<uint8_t, kKeySize>& bytes)
+    : bytes_(bytes), mac_key_(FrameMacKey::Expand(bytes)) {}
 
 void RandomBytes(absl::Span<uint8_t> out) {
   EnsureSodium();

@@ -1,5 +1,5 @@
-// FrameKey: a 32-byte secret that authenticates frames (ChaCha20-derived Poly1305, see frame.h;
-// session keys are derived with keyed BLAKE2b). The cluster key (from a key file shared by all
+// FrameKey: a 32-byte secret that authenticates frames (AES-256-GMAC, see frame_mac.h; session
+// keys are derived with keyed BLAKE2b). The cluster key (from a key file shared by all
 // nodes) authenticates Hello frames; each link then uses a session key derived from the cluster key
 // and both Hello nonces, so frames recorded on one connection never verify on another.
 // Thread-safety: immutable value type, safe to share. Owns a copy of the key bytes.
@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,8 @@ namespace amalgam::fabric {
 
 inline constexpr size_t kKeySize = 32;
 inline constexpr size_t kNonceSize = 32;
+
+class FrameMacKey;  // the expanded MAC key (frame_mac.h)
 
 class FrameKey {
  public:
@@ -38,10 +41,13 @@ class FrameKey {
 
   std::string ToHex() const;
   const std::array<uint8_t, kKeySize>& bytes() const { return bytes_; }
+  // The key expanded for the frame MAC once, shared by copies (never null).
+  const FrameMacKey& mac_key() const { return *mac_key_; }
 
  private:
-  explicit FrameKey(const std::array<uint8_t, kKeySize>& bytes) : bytes_(bytes) {}
+  explicit FrameKey(const std::array<uint8_t, kKeySize>& bytes);
   std::array<uint8_t, kKeySize> bytes_;
+  std::shared_ptr<const FrameMacKey> mac_key_;
 };
 
 // Fills `out` with cryptographically random bytes.

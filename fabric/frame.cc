@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "fabric/frame_mac.h"
 
 namespace amalgam::fabric {
 namespace {
@@ -29,16 +31,16 @@ absl::Status Drop(DropReason reason, DropReason* why, absl::string_view what) {
       absl::StrCat("fabric frame dropped (", DropReasonName(reason), "): ", what));
 }
 
-// The 32-byte trailer: a 12-byte nonce, the 16-byte Poly1305 tag, 4 zero bytes. The tag's
-// one-time key is the first 32 bytes of ChaCha20(key, nonce) (the NaCl/AEAD construction), which
-// is about 3.5x cheaper per 4 KiB page than keyed BLAKE2b. Poly1305 is safe only if a nonce never
-// repeats under one key, so nonces are not left to callers: 8 random bytes drawn per process
-// (redrawn in a forked child) plus a 64-bit counter, spread as prefix + (count >> 32) | count.
-constexpr size_t kNonceBytes = 12;
-constexpr size_t kTagBytes = 16;
+// The 32-byte trailer: a 12-byte nonce, the 16-byte AES-256-GMAC tag (frame_mac.h), 4 zero
+// bytes. GMAC is safe only if a nonce never repeats under one key, so nonces are not left to
+// callers: 8 random bytes drawn per process (redrawn in a forked child) plus a 64-bit counter,
+// spread as prefix + (count >> 32) | count.
+constexpr size_t kNonceBytes = kMacNonceBytes;
+constexpr size_t kTagBytes = kMacTagBytes;
 
 struct NonceSource {
   NonceSource() {
+    (void)sodium_init();  // idempotent; randombytes needs it
     Reseed();
     pthread_atfork(nullptr, nullptr, [] { Get().Reseed(); });
   }
@@ -60,23 +62,27 @@ struct NonceSource {
   std::atomic<uint64_t> counter{0};
 };
 
-void EnsureSodium() {
-  static const bool ready = sodium_init() >= 0;
-  (void)ready;
+absl::Status NoAesGcm() {
+  return absl::FailedPreconditionError(
+      "fabric wire version 2 authenticates frames with AES-256-GMAC, which needs AES-NI and "
+      "PCLMULQDQ; this CPU (or VM CPU model) lacks them: expose them to the VM (e.g. -cpu host)");
 }
 
-void ComputeTag(const FrameKey& key, const uint8_t nonce[kNonceBytes], const uint8_t* header,
-                absl::Span<const uint8_t> body, absl::Span<const uint8_t> payload,
-                uint8_t tag[kTagBytes]) {
-  uint8_t one_time_key[crypto_onetimeauth_poly1305_KEYBYTES];
-  crypto_stream_chacha20_ietf(one_time_key, sizeof(one_time_key), nonce, key.bytes().data());
-  crypto_onetimeauth_poly1305_state st;
-  crypto_onetimeauth_poly1305_init(&st, one_time_key);
-  crypto_onetimeauth_poly1305_update(&st, header, kFrameHeaderSize);
-  if (!body.empty()) crypto_onetimeauth_poly1305_update(&st, body.data(), body.size());
-  if (!payload.empty()) crypto_onetimeauth_poly1305_update(&st, payload.data(), payload.size());
-  crypto_onetimeauth_poly1305_final(&st, tag);
-  sodium_memzero(one_time_key, sizeof(one_time_key));
+// The sender's frame is a gather list, but GCM takes its additional data in one piece: the
+// parts are gathered into a per-thread buffer first (a 4 KiB copy costs ~40 ns here, a tenth of
+// what GMAC saves over Poly1305). The wire still carries the caller's buffers, uncopied.
+void TagParts(const FrameMacKey& mac, const uint8_t nonce[kNonceBytes], const uint8_t* header,
+              absl::Span<const uint8_t> body, absl::Span<const uint8_t> payload,
+              uint8_t tag[kTagBytes]) {
+  thread_local std::vector<uint8_t> scratch;
+  const size_t n = kFrameHeaderSize + body.size() + payload.size();
+  if (scratch.size() < n) scratch.resize(kMaxFrameSize);
+  std::memcpy(scratch.data(), header, kFrameHeaderSize);
+  if (!body.empty()) std::memcpy(scratch.data() + kFrameHeaderSize, body.data(), body.size());
+  if (!payload.empty()) {
+    std::memcpy(scratch.data() + kFrameHeaderSize + body.size(), payload.data(), payload.size());
+  }
+  mac.Tag(nonce, absl::MakeConstSpan(scratch.data(), n), tag);
 }
 
 }  // namespace
@@ -178,10 +184,10 @@ absl::Status EncodeFrame(const FrameKey& key, const FrameHeader& header,
   WriteFrameHeader(h, out->header);
   out->body = body;
   out->payload = payload;
-  EnsureSodium();
+  if (!key.mac_key().available()) return NoAesGcm();
   std::memset(out->mac, 0, kFrameMacSize);
   NonceSource::Get().Next(out->mac);
-  ComputeTag(key, out->mac, out->header, body, payload, out->mac + kNonceBytes);
+  TagParts(key.mac_key(), out->mac, out->header, body, payload, out->mac + kNonceBytes);
   return absl::OkStatus();
 }
 
@@ -200,11 +206,12 @@ absl::StatusOr<FrameHeader> VerifyFrame(const FrameKey& key, absl::Span<const ui
                 absl::StrCat("header says ", *size, " bytes, frame has ", frame.size()));
   }
   FrameHeader h = ReadFrameHeader(frame.data());
-  EnsureSodium();
+  if (!key.mac_key().available()) {
+    return Drop(DropReason::kBadMac, why, NoAesGcm().message());
+  }
   const uint8_t* trailer = frame.data() + frame.size() - kFrameMacSize;
   uint8_t tag[kTagBytes];
-  ComputeTag(key, trailer, frame.data(), frame.subspan(kFrameHeaderSize, h.body_len),
-             frame.subspan(kFrameHeaderSize + h.body_len, h.payload_len), tag);
+  key.mac_key().Tag(trailer, frame.first(frame.size() - kFrameMacSize), tag);
   static const uint8_t kZero[kFrameMacSize - kNonceBytes - kTagBytes] = {};
   if (sodium_memcmp(tag, trailer + kNonceBytes, kTagBytes) != 0 ||
       sodium_memcmp(kZero, trailer + kNonceBytes + kTagBytes, sizeof(kZero)) != 0) {

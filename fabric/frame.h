@@ -4,8 +4,8 @@
 //   offset 0   FrameHeader (48 bytes, little-endian, layout below)
 //   offset 48  body      (body_len bytes, a flat Cap'n Proto message with its segment table)
 //   ...        payload   (payload_len bytes, raw, e.g. a guest page)
-//   ...        MAC       (32 bytes: 12-byte nonce, 16-byte Poly1305 tag over all bytes before the
-//                          trailer with a one-time key from ChaCha20(key, nonce), 4 zero bytes)
+//   ...        MAC       (32 bytes: 12-byte nonce, 16-byte AES-256-GMAC tag over all bytes before
+//                          the trailer (frame_mac.h), 4 zero bytes)
 //
 // A receiver reads only the fixed-size length fields (bounded by kMaxFrameSize) before the MAC is
 // verified; nothing else is interpreted until then. Thread-safety: free functions are reentrant.
@@ -29,7 +29,9 @@ using NodeId = uint32_t;
 inline constexpr NodeId kAnyNode = 0xffffffffu;  // dst wildcard: only valid in Hello frames
 
 inline constexpr uint32_t kFrameMagic = 0x42464d41u;  // bytes "AMFB" on the wire
-inline constexpr uint8_t kWireVersion = 1;            // layout of this header; see also Hello
+// Version 2: AES-256-GMAC trailer (version 1 used ChaCha20-keyed Poly1305); peers of another
+// version are refused before anything else (kBadVersion). See also Hello's protocolVersion.
+inline constexpr uint8_t kWireVersion = 2;
 inline constexpr size_t kFrameHeaderSize = 48;
 inline constexpr size_t kFrameMacSize = 32;
 inline constexpr size_t kPageSize = 4096;
@@ -99,7 +101,7 @@ struct EncodedFrame {
 // Fills header lengths and magic/version, then the MAC over header+body+payload with `key` and a
 // fresh nonce (never repeated within a process; callers need not make frames unique).
 // Fails (INVALID_ARGUMENT) if body > kMaxBodySize, body not a multiple of 8, or payload >
-// kMaxPayloadSize.
+// kMaxPayloadSize; FAILED_PRECONDITION if the CPU lacks AES-NI/PCLMULQDQ (frame_mac.h).
 absl::Status EncodeFrame(const FrameKey& key, const FrameHeader& header,
                          absl::Span<const uint8_t> body, absl::Span<const uint8_t> payload,
                          EncodedFrame* out);

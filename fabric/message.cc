@@ -1,7 +1,5 @@
 #include "fabric/message.h"
 
-#include <capnp/dynamic.h>
-#include <capnp/schema.h>
 #include <kj/exception.h>
 
 #include <cstdlib>
@@ -9,32 +7,9 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "fabric/message_validate.h"
 
 namespace amalgam::fabric {
-namespace {
-
-// Reads every field the schema defines (the active union member only), so every pointer is
-// checked against its declared kind (struct, list, text, data) now, not when a consumer reads
-// it: a well-formed-but-mistyped message must be refused here, since typed getters throw.
-void ValidateValue(const capnp::DynamicValue::Reader& value) {
-  switch (value.getType()) {
-    case capnp::DynamicValue::STRUCT: {
-      auto s = value.as<capnp::DynamicStruct>();
-      for (auto field : s.getSchema().getNonUnionFields()) ValidateValue(s.get(field));
-      KJ_IF_MAYBE (field, s.which()) {
-        ValidateValue(s.get(*field));
-      }
-      break;
-    }
-    case capnp::DynamicValue::LIST:
-      for (auto element : value.as<capnp::DynamicList>()) ValidateValue(element);
-      break;
-    default:  // scalars, enums, text and data were checked by get()
-      break;
-  }
-}
-
-}  // namespace
 
 FlatMessage::FlatMessage(capnp::MessageBuilder& builder)
     : words_(capnp::messageToFlatArray(builder)),
@@ -116,14 +91,9 @@ absl::StatusOr<ReceivedMessage> ReceivedMessage::Parse(FrameBuffer frame,
     if (check.getEnd() != start + words) {
       return absl::InvalidArgumentError("fabric frame body: trailing bytes after the message");
     }
-    auto root = check.getRoot<schema::Message>();
-    // Walks every field with its schema type, so later reads by the layers above cannot throw.
-    ValidateValue(capnp::DynamicStruct::Reader(root));
-    if (static_cast<uint16_t>(root.which()) != header.type) {
-      return absl::InvalidArgumentError(absl::StrCat("fabric frame body: header type ", header.type,
-                                                     " but message holds member ",
-                                                     static_cast<int>(root.which())));
-    }
+    // One typed check per message type (message_validate.h says what it covers and why).
+    absl::Status valid = ValidateMessageBody(check.getRoot<schema::Message>(), header.type);
+    if (!valid.ok()) return valid;
     // The reader the consumer uses keeps capnp's default budget (reads may repeat).
     m.reader_ = std::make_unique<capnp::FlatArrayMessageReader>(words_ptr);
   } catch (const kj::Exception& e) {
