@@ -247,6 +247,26 @@ absl::Status HomeDirectory::OnMessage(const Message& m, std::vector<Action>* out
   }
 }
 
+absl::Status HomeDirectory::Seed(PageNumber page) {
+  absl::StatusOr<NodeId> home = homes_->HomeOf(page);
+  if (!home.ok()) return home.status();
+  if (*home != self_) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Seed: page %u is homed at node %u, not here (node %u)", page, *home, self_));
+  }
+  auto it = entries_.find(page);
+  if (it != entries_.end()) {
+    const Entry& e = it->second;
+    if (e.state != PageState::kInvalid || e.txn.wait != Wait::kNone || !e.queue.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("Seed: page %u is already in use (%s); seed pages before the guest runs",
+                          page, ToString(e.state)));
+    }
+  }
+  entries_[page].written = true;
+  return absl::OkStatus();
+}
+
 void HomeDirectory::EncodeState(std::string* out) const {
   absl::InlinedVector<std::pair<PageNumber, const Entry*>, 8> pages;
   for (const auto& [page, e] : entries_) pages.push_back({page, &e});

@@ -30,6 +30,12 @@ class HomeDirectory {
   // returns an error and changes nothing.
   absl::Status OnMessage(const Message& m, std::vector<Action>* out);
 
+  // Boot: the home copy of `page` now holds data the loader wrote (the runtime stored it), so
+  // later grants carry it instead of zero-fill. Only for an idle, Uncached page homed here
+  // (before any node requested it); FAILED_PRECONDITION otherwise, INVALID_ARGUMENT for a page
+  // homed elsewhere. Idempotent.
+  absl::Status Seed(PageNumber page);
+
   // What the directory believes about one page (for placement, metrics and checks).
   struct PageView {
     PageState state = PageState::kInvalid;  // kInvalid: no node holds a copy (Uncached)

@@ -210,5 +210,27 @@ TEST_CASE("bad writebacks and requests against an owned page") {
   }
 }
 
+TEST_CASE("a seeded page is granted with data; seeding is only for idle pages homed here") {
+  HomeDirectory d(0, &Homes());
+  REQUIRE(d.Seed(1).ok());
+  REQUIRE(d.Seed(1).ok());  // idempotent
+  CHECK(d.Lookup(1).written);
+  CHECK(d.Lookup(1).state == PageState::kInvalid);
+  auto out = Ok(d, Request(2, 1, Access::kRead, 3));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].message.has_data);
+  CHECK_FALSE(out[0].message.zero_fill);
+  // In use now: refused, state unchanged.
+  std::string before;
+  d.EncodeState(&before);
+  CHECK(d.Seed(1).code() == absl::StatusCode::kFailedPrecondition);
+  std::string after;
+  d.EncodeState(&after);
+  CHECK(before == after);
+  // Not homed here / outside guest RAM.
+  CHECK_FALSE(d.Seed(2).ok());
+  CHECK_FALSE(d.Seed(1u << 30).ok());
+}
+
 }  // namespace
 }  // namespace amalgam::directory

@@ -40,6 +40,8 @@ class StaticPartitionHomeMap : public HomeMap {
 
   absl::StatusOr<NodeId> HomeOf(PageNumber page) const override;
   uint32_t num_nodes() const override { return num_nodes_; }
+  // The ranges, sorted by first page (e.g. to size a node's home store).
+  const std::vector<Range>& ranges() const { return ranges_; }
 
  private:
   StaticPartitionHomeMap(std::vector<Range> ranges, uint32_t num_nodes)

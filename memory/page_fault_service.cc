@@ -201,12 +201,12 @@ absl::StatusOr<PageFaultService::Page> PageFaultService::Resolve(GuestAddress gp
 }
 
 absl::StatusOr<bool> PageFaultService::Install(GuestAddress gpa, const uint8_t* bytes,
-                                               const char* what) {
+                                               bool write_protect, const char* what) {
   absl::StatusOr<Page> page = Resolve(gpa, what);
   if (!page.ok()) return page.status();
   absl::ReaderMutexLock lock(&uffd_mu_);
   if (closed_) return absl::FailedPreconditionError(absl::StrCat(what, ": service shut down"));
-  absl::StatusOr<bool> copied = uffd_->Copy(page->host, bytes, kPageSize, /*write_protect=*/true);
+  absl::StatusOr<bool> copied = uffd_->Copy(page->host, bytes, kPageSize, write_protect);
   if (!copied.ok()) return copied.status();
   if (!*copied) {
     // Already present: someone resolved it first. Its waiters may have faulted after that
@@ -225,16 +225,49 @@ absl::Status PageFaultService::InstallShared(GuestAddress gpa, absl::Span<const 
     return absl::InvalidArgumentError(
         absl::StrCat("InstallShared: bytes has ", bytes.size(), " bytes, must be 4096"));
   }
-  absl::StatusOr<bool> copied = Install(gpa, bytes.data(), "InstallShared");
+  absl::StatusOr<bool> copied = Install(gpa, bytes.data(), /*write_protect=*/true, "InstallShared");
   if (!copied.ok()) return copied.status();
   if (*copied) counters_.copies++;
   return absl::OkStatus();
 }
 
 absl::Status PageFaultService::InstallZeroShared(GuestAddress gpa) {
-  absl::StatusOr<bool> copied = Install(gpa, kZeroPage, "InstallZeroShared");
+  absl::StatusOr<bool> copied =
+      Install(gpa, kZeroPage, /*write_protect=*/true, "InstallZeroShared");
   if (!copied.ok()) return copied.status();
   if (*copied) counters_.zero_installs++;
+  return absl::OkStatus();
+}
+
+absl::Status PageFaultService::InstallWritable(GuestAddress gpa, absl::Span<const uint8_t> bytes) {
+  if (bytes.size() != kPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("InstallWritable: bytes has ", bytes.size(), " bytes, must be 4096"));
+  }
+  absl::StatusOr<bool> copied =
+      Install(gpa, bytes.data(), /*write_protect=*/false, "InstallWritable");
+  if (!copied.ok()) return copied.status();
+  if (*copied) counters_.copies++;
+  return absl::OkStatus();
+}
+
+absl::Status PageFaultService::InstallZeroWritable(GuestAddress gpa) {
+  absl::StatusOr<bool> copied =
+      Install(gpa, kZeroPage, /*write_protect=*/false, "InstallZeroWritable");
+  if (!copied.ok()) return copied.status();
+  if (*copied) counters_.zero_installs++;
+  return absl::OkStatus();
+}
+
+absl::Status PageFaultService::Wake(GuestAddress gpa) {
+  absl::StatusOr<Page> page = Resolve(gpa, "Wake");
+  if (!page.ok()) return page.status();
+  absl::ReaderMutexLock lock(&uffd_mu_);
+  if (closed_) return absl::FailedPreconditionError("Wake: service shut down");
+  absl::Status s = uffd_->Wake(page->host, kPageSize);
+  if (!s.ok()) return s;
+  counters_.wakes++;
+  Resolved(page->host);
   return absl::OkStatus();
 }
 

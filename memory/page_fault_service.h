@@ -90,6 +90,13 @@ class PageFaultService {
   absl::Status InstallShared(GuestAddress gpa, absl::Span<const uint8_t> bytes);
   // Installs a read-only zero page (a never-written page granted without payload).
   absl::Status InstallZeroShared(GuestAddress gpa);
+  // Installs bytes (or zeros) writable (UFFDIO_COPY without MODE_WP) and wakes the waiters: a
+  // Modified grant with data, so the woken writer does not fault a second time.
+  absl::Status InstallWritable(GuestAddress gpa, absl::Span<const uint8_t> bytes);
+  absl::Status InstallZeroWritable(GuestAddress gpa);
+  // Wakes the threads blocked on the page without changing it (a fault that found the page
+  // already resolved).
+  absl::Status Wake(GuestAddress gpa);
   // Lifts write protection and wakes the writers (Shared -> Modified).
   absl::Status MakeWritable(GuestAddress gpa);
   // Write-protects FIRST, then copies the page into out (4096 bytes): a guest write racing
@@ -118,7 +125,8 @@ class PageFaultService {
   absl::StatusOr<Page> Resolve(GuestAddress gpa, const char* what) const;
   absl::Status CopyOut(const Page& page, absl::Span<uint8_t> out, const char* what);
   // True when copied, false when the page was already present (EEXIST, waiters woken).
-  absl::StatusOr<bool> Install(GuestAddress gpa, const uint8_t* bytes, const char* what);
+  absl::StatusOr<bool> Install(GuestAddress gpa, const uint8_t* bytes, bool write_protect,
+                               const char* what);
   void Resolved(uint8_t* host);
   void Loop();
   void Dispatch(const uffd_msg& msg);

@@ -36,8 +36,8 @@ namespace amalgam::vmm::node {
 
 struct NodeRuntimeOptions {
   directory::NodeId self = 0;
-  const directory::HomeMap* homes = nullptr;  // required; borrowed
-  fabric::Transport* transport = nullptr;     // required; borrowed; only this runtime receives
+  const directory::StaticPartitionHomeMap* homes = nullptr;  // required; borrowed
+  fabric::Transport* transport = nullptr;  // required; borrowed; only this runtime receives
   // Guest RAM mapped on this node (faults are served for all of it). Null: a memory-only node,
   // which serves its home range and takes no faults.
   memory::GuestMemory* memory = nullptr;
