@@ -48,6 +48,7 @@ void Collect(const DpdkTransport& t, NodeReport* r) {
   r->reassembled = l.reassembly.completed;
   r->connects = s.connects;
   r->disconnects = s.disconnects;
+  r->held_hellos = l.held_hellos;
   std::fprintf(stderr, "node %u: %s | %s\n", t.self(), s.ToString().c_str(), l.ToString().c_str());
 }
 

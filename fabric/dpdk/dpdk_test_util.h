@@ -33,6 +33,7 @@ struct NodeReport {
   uint64_t connects = 0;
   uint64_t disconnects = 0;
   uint64_t first_page = 0;  // receiver: page number of the first page it got
+  uint64_t held_hellos = 0;  // new-nonce Hellos held on a live link (DpdkLinkStats)
 };
 
 // Fills the page for page number `n` with a pattern unique to n; CheckPage verifies all of it.
