@@ -140,8 +140,8 @@ class DpdkTransport::Impl {
             "no link to node ", dst, " yet (handshake pending); retry or WaitForPeer first"));
       }
       if (!link_up_[p.port]) {
-        return absl::UnavailableError(absl::StrCat(
-            "the DPDK link to node ", dst, " is down (its port reports no carrier: peer gone?)"));
+        return absl::UnavailableError(
+            absl::StrCat("no carrier on the DPDK port to node ", dst, "; is that node running?"));
       }
       // Room in the window and mbufs for every fragment, checked before PeerSession stamps a
       // sequence number: a seq that never leaves would stall the peer's in-order delivery.
