@@ -17,7 +17,7 @@
 #include "vmm/devices/input_pump.h"
 #include "vmm/exit_outcome.h"
 #include "vmm/machine/machine.h"
-#include "vmm/virtio_devices/virtio_devices.h"
+#include "vmm/virtio_devices/device_machine.h"
 
 namespace {
 
@@ -135,29 +135,25 @@ int Run(int argc, char** argv) {
   vopts.rng = cfg->rng;
   vopts.console = cfg->virtio_console;
   vopts.console_out = sink;
-  absl::StatusOr<std::unique_ptr<vdev::VirtioDevices>> virtio = vdev::VirtioDevices::Create(vopts);
-  if (!virtio.ok()) return Fail(amalgam::vmm::kExitUsage, virtio.status());
 
   machine::MachineConfig mc;
   mc.kernel_path = cfg->kernel;
   mc.initrd_path = cfg->initrd;
   mc.cpu_template = cfg->cpu_template;
   mc.cmdline = cfg->cmdline;
-  if (std::string words = (*virtio)->KernelCmdline(); !words.empty()) {
-    mc.cmdline = mc.cmdline.empty() ? words : absl::StrCat(mc.cmdline, " ", words);
-  }
-  mc.virtio_mmio = (*virtio)->AcpiDevices();
   mc.memory_bytes = cfg->memory_bytes;
   mc.vcpus = cfg->vcpus;
   mc.kvm_device = cfg->kvm_device;
   mc.serial_out = sink;
-  absl::StatusOr<std::unique_ptr<machine::Machine>> vm = machine::Machine::Create(mc);
-  if (!vm.ok()) return Fail(amalgam::vmm::kExitUsage, vm.status());
-
-  machine::Machine* m = vm->get();
-  if (absl::Status s = (*virtio)->Attach(&m->memory(), &m->vm(), &m->mmio_bus()); !s.ok()) {
-    return Fail(amalgam::vmm::kExitVmmError, s);
+  // The same builder the control API uses (vmm/virtio_devices/device_machine.h).
+  absl::StatusOr<std::unique_ptr<vdev::DeviceMachine>> vm = vdev::DeviceMachine::Create(mc, vopts);
+  if (!vm.ok()) {
+    return Fail(
+        vdev::IsAttachFailure(vm.status()) ? amalgam::vmm::kExitVmmError : amalgam::vmm::kExitUsage,
+        vm.status());
   }
+
+  machine::Machine* m = &(*vm)->machine();
   // stdin feeds the guest's COM1 receiver (ends quietly at EOF, e.g. </dev/null).
   absl::StatusOr<std::unique_ptr<devices::InputPump>> input =
       devices::InputPump::Start(0, &m->serial());
@@ -184,7 +180,7 @@ int Run(int argc, char** argv) {
   done.store(true);
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
-  virtio->reset();  // takes the devices off the VM and its bus before the Machine goes
+  vm->reset();  // takes the devices off the VM and its bus before the Machine goes
 
   // A debug-exit is the guest's own verdict and ends quietly; anything else says why on stderr.
   if (outcome.kind == ExitKind::kStopped) {

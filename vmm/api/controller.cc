@@ -102,6 +102,22 @@ absl::Status CheckTransition(v1::VmState state, LifecycleOp op) {
                                                     StateName(state), "; ", FixFor(state, op)));
 }
 
+v1::Metric ToMetric(const MetricSample& sample) {
+  v1::Metric m;
+  m.set_name(SanitizeMetricName(sample.name));
+  m.set_library(sample.library);
+  m.set_help(sample.help);
+  m.set_kind(sample.kind == MetricKind::kCounter ? v1::Metric::KIND_COUNTER
+                                                 : v1::Metric::KIND_GAUGE);
+  m.set_value(sample.value);
+  for (const auto& [k, v] : sample.labels) {
+    // "library" is the sample's own field; a source cannot override it with a label.
+    if (k == "library") continue;
+    (*m.mutable_labels())[SanitizeLabelName(k)] = v;
+  }
+  return m;
+}
+
 VmController::VmController(std::unique_ptr<VmBackend> backend) : backend_(std::move(backend)) {}
 
 void VmController::MarkStoppedLocked(v1::VmExit exit) {
@@ -275,6 +291,7 @@ std::vector<v1::Metric> VmController::Metrics() {
     (*m.mutable_labels())["code"] = absl::StatusCodeToString(key.second);
     out.push_back(std::move(m));
   }
+  for (const MetricSample& s : registry_.Collect()) out.push_back(ToMetric(s));
   return out;
 }
 

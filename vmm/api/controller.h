@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "vmm/api/amalgam.pb.h"
 #include "vmm/api/backend.h"
+#include "vmm/api/metrics_source.h"
 
 namespace amalgam::vmm::api {
 
@@ -30,6 +31,9 @@ absl::Status CheckTransition(v1::VmState state, LifecycleOp op);
 
 // "running", "paused", ... for messages and human-readable output.
 const char* StateName(v1::VmState state);
+
+// A source's sample as the API reports it (names and label names made Prometheus-safe).
+v1::Metric ToMetric(const MetricSample& sample);
 
 class VmController {
  public:
@@ -47,8 +51,11 @@ class VmController {
   // `cancelled()` returns true (checked a few times a second, e.g. a client that went away).
   absl::StatusOr<v1::VmExit> Wait(absl::Time deadline, const std::function<bool()>& cancelled);
   v1::VmInfo Info();
-  // The backend's metrics plus the API's own (requests and failures per method).
+  // The API's own metrics (requests and failures per method), the backend's, then those of
+  // every source in metrics_registry().
   std::vector<v1::Metric> Metrics();
+  // Where other parts of amalgam (e.g. the node runtime) register their counters.
+  MetricsRegistry& metrics_registry() { return registry_; }
   v1::VmState state();
 
   // Counts one API request and its outcome (the service calls it for every RPC).
@@ -70,6 +77,7 @@ class VmController {
 
   // Wait calls blocked right now (a gauge: shows clients that went away are let go).
   std::atomic<int64_t> waiters_{0};
+  MetricsRegistry registry_;
   absl::Mutex counters_mu_;
   // (method, code) -> count.
   std::map<std::pair<std::string, absl::StatusCode>, uint64_t> requests_

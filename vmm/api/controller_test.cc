@@ -165,5 +165,25 @@ TEST_CASE("metrics carry API counters and backend counters") {
   CHECK(saw_state);
 }
 
+TEST_CASE("metrics include every registered source, also before Create, until removed") {
+  Fixture f;
+  auto count_named = [&f](const std::string& name) {
+    int n = 0;
+    for (const v1::Metric& m : f.c.Metrics()) n += m.name() == name && m.library() == "node";
+    return n;
+  };
+  const MetricsRegistry::Id id =
+      f.c.metrics_registry().Add(MakeMetricsSource([](MetricSamples* out) {
+        MetricSample s;
+        s.name = "amalgam_node_pages_fetched_total";
+        s.library = "node";
+        s.value = 5;
+        out->push_back(s);
+      }));
+  CHECK(count_named("amalgam_node_pages_fetched_total") == 1);
+  f.c.metrics_registry().Remove(id);
+  CHECK(count_named("amalgam_node_pages_fetched_total") == 0);
+}
+
 }  // namespace
 }  // namespace amalgam::vmm::api

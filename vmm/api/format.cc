@@ -106,10 +106,13 @@ std::string FormatInfo(const v1::VmInfo& info) {
   out += "\n";
   if (info.has_exit()) absl::StrAppend(&out, "exit:    ", FormatExit(info.exit()), "\n");
   if (info.vcpus_size() > 0) {
-    absl::StrAppendFormat(&out, "\n%-6s %-6s %-9s %s\n", "vCPU", "node", "state", "exits");
+    absl::StrAppendFormat(&out, "\n%-6s %-6s %-9s %-12s %-8s %s\n", "vCPU", "node", "state",
+                          "exits", "host-cpu", "host-tid");
     for (const v1::VcpuInfo& v : info.vcpus()) {
-      absl::StrAppendFormat(&out, "%-6u %-6u %-9s %u\n", v.index(), v.node_id(),
-                            RunStateText(v.run_state()), v.exits());
+      absl::StrAppendFormat(&out, "%-6u %-6u %-9s %-12u %-8s %s\n", v.index(), v.node_id(),
+                            RunStateText(v.run_state()), v.exits(),
+                            v.host_cpu() >= 0 ? absl::StrCat(v.host_cpu()) : "-",
+                            v.host_thread_id() > 0 ? absl::StrCat(v.host_thread_id()) : "-");
     }
   }
   if (info.memory_size() > 0) {

@@ -1,6 +1,7 @@
-// MachineBackend: the VmBackend of a single-node amalgam VM (vmm::machine::Machine).
+// MachineBackend: the VmBackend of a single-node amalgam VM (vmm::machine::Machine with its
+// virtio devices, built by vmm/virtio_devices' DeviceMachine as `amalgam`'s flags are).
 // Thread-safety: as VmBackend requires (Machine is thread-safe; the pointer is set once in
-// Create, under the controller's serialization, and read under mu_). Owns the Machine.
+// Create, under the controller's serialization, and read under mu_). Owns the DeviceMachine.
 #ifndef AMALGAM_VMM_API_MACHINE_BACKEND_H_
 #define AMALGAM_VMM_API_MACHINE_BACKEND_H_
 
@@ -10,19 +11,33 @@
 #include "absl/synchronization/mutex.h"
 #include "vmm/api/backend.h"
 #include "vmm/machine/machine.h"
+#include "vmm/virtio_devices/device_machine.h"
 
 namespace amalgam::vmm::api {
 
-// Translates the API's VmConfig into the Machine's config. Fields this build cannot honour yet
-// (initrd, devices, CPU templates, more than one node) are INVALID_ARGUMENT naming the field.
-absl::StatusOr<machine::MachineConfig> ToMachineConfig(const v1::VmConfig& config);
+// What a VmConfig asks vmm/virtio_devices' DeviceMachine (the builder `amalgam`'s flags use
+// too) to build.
+struct MachinePlan {
+  machine::MachineConfig machine;
+  virtio_devices::VirtioOptions devices;
+};
+
+// Translates the API's VmConfig; opens the serial/console output files. What this build cannot
+// honour yet (more than one node, a second rng or console) is INVALID_ARGUMENT naming the field.
+// `default_output` is where serial output goes when the config names no file (the process's
+// stdout in `amalgam`).
+absl::StatusOr<MachinePlan> ToMachinePlan(const v1::VmConfig& config,
+                                          std::shared_ptr<devices::ByteSink> default_output);
 
 // The API's view of why a Machine stopped.
 v1::VmExit ToVmExit(const ExitOutcome& outcome);
 
 class MachineBackend final : public VmBackend {
  public:
-  MachineBackend() = default;
+  // Serial output of a VM whose config names no file goes to stdout.
+  MachineBackend();
+  // ... or to `default_output` (null: dropped).
+  explicit MachineBackend(std::shared_ptr<devices::ByteSink> default_output);
   // Stops the VM (if any) and joins its threads.
   ~MachineBackend() override;
 
@@ -39,11 +54,15 @@ class MachineBackend final : public VmBackend {
   machine::Machine* machine();
 
  private:
-  absl::Mutex mu_;
-  // Set once by Create; the Machine itself is thread-safe.
-  std::shared_ptr<machine::Machine> machine_ ABSL_GUARDED_BY(mu_);
-  std::string serial_output_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<virtio_devices::DeviceMachine> GetBuilt();
+  // Shares ownership of the DeviceMachine.
   std::shared_ptr<machine::Machine> Get();
+
+  const std::shared_ptr<devices::ByteSink> default_output_;
+  absl::Mutex mu_;
+  // Set once by Create; the Machine itself is thread-safe, the device list immutable.
+  std::shared_ptr<virtio_devices::DeviceMachine> built_ ABSL_GUARDED_BY(mu_);
+  std::string serial_output_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace amalgam::vmm::api

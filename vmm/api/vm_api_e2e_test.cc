@@ -196,6 +196,8 @@ TEST_CASE("e2e: lifecycle of a real VM over the Unix socket") {
   CHECK(info.vcpus(1).run_state() == v1::VCPU_RUN_STATE_RUNNING);
   CHECK(info.vcpus(1).node_id() == 0);
   CHECK(info.vcpus(0).exits() > 0);  // At least the serial writes of the boot.
+  CHECK(info.vcpus(0).host_thread_id() > 0);
+  CHECK(info.vcpus(1).host_thread_id() != info.vcpus(0).host_thread_id());
   REQUIRE(info.memory_size() == 1);
   CHECK(info.memory(0).home_bytes() == 64ull << 20);
   CHECK(info.memory(0).resident_pages() > 0);
@@ -352,11 +354,21 @@ TEST_CASE("e2e: config the VMM cannot honour is a clear error, and the VM can st
   v1::VmConfig c = vm.Config("hello");
   c.add_devices()->set_id("rng0");
   c.mutable_devices(0)->mutable_rng();
+  c.add_devices()->set_id("rng1");
+  c.mutable_devices(1)->mutable_rng();
   grpc::ClientContext ctx;
   v1::CreateResponse created;
   grpc::Status st = vm.lifecycle->Create(&ctx, c, &created);
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK(st.error_message().find("devices") != std::string::npos);
+  CHECK(st.error_message().find("devices[1].rng") != std::string::npos);
+
+  c = vm.Config("hello");
+  c.add_devices()->set_id("disk");
+  c.mutable_devices(0)->mutable_block()->set_path(vm.dir.path + "/no-such-disk.img");
+  grpc::ClientContext ctx4;
+  st = vm.lifecycle->Create(&ctx4, c, &created);
+  CHECK_FALSE(st.ok());
+  CHECK(st.error_message().find("no-such-disk.img") != std::string::npos);
 
   c = vm.Config("hello");
   c.set_memory_mib(uint64_t{1} << 20);  // 1 TiB: more than this host's RAM and swap.

@@ -1,7 +1,7 @@
-// The integration the `amalgam` binary needs, on the real vmm::machine::Machine: devices
-// created before the machine (their command-line words and ACPI list go into its config),
-// attached through its vm()/mmio_bus() hooks between Create and Start, dropped after the vCPUs
-// ended and before the machine.
+// DeviceMachine, the integration `amalgam` and the control API share, on the real
+// vmm::machine::Machine: devices created before the machine (their command-line words and ACPI
+// list go into its config), attached through its vm()/mmio_bus() hooks between Create and
+// Start, dropped after the vCPUs ended and before the machine.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,7 +13,7 @@
 #include "guest/blk_pattern.h"
 #include "vmm/devices/test_util.h"
 #include "vmm/machine/machine.h"
-#include "vmm/virtio_devices/virtio_devices.h"
+#include "vmm/virtio_devices/device_machine.h"
 
 namespace amalgam::vmm::virtio_devices {
 namespace {
@@ -37,25 +37,33 @@ TEST_CASE("Machine + VirtioDevices: blk, rng and console in one boot, 2 vCPUs") 
   o.rng = true;
   o.console = true;
   o.console_out = sink;
-  auto virtio = VirtioDevices::Create(o);
-  REQUIRE(virtio.ok());
+  o.rng_id = "entropy";
 
   machine::MachineConfig c;
   c.kernel_path = "guest/test_guest.elf";
-  c.cmdline = "blk mib=2 cpus=2 " + (*virtio)->KernelCmdline();
+  c.cmdline = "blk mib=2 cpus=2";  // DeviceMachine appends the virtio_mmio.device= words
   c.vcpus = 2;
   c.serial_out = sink;
-  c.virtio_mmio = (*virtio)->AcpiDevices();
-  auto m = machine::Machine::Create(c);
-  INFO(m.status().ToString());
-  REQUIRE(m.ok());
-  REQUIRE((*virtio)->Attach(&(*m)->memory(), &(*m)->vm(), &(*m)->mmio_bus()).ok());
-  REQUIRE((*m)->Start().ok());
-  std::optional<ExitOutcome> outcome = (*m)->WaitFor(absl::Seconds(45));
-  if (!outcome) (*m)->Stop("test timeout");
-  (*m)->Wait();
-  virtio->reset();  // before the machine: it unregisters from the Vm and the bus
-  m->reset();
+  auto dm = DeviceMachine::Create(c, o);
+  INFO(dm.status().ToString());
+  REQUIRE(dm.ok());
+  REQUIRE((*dm)->devices().size() == 3);
+  CHECK((*dm)->devices()[0].id == "disk0");
+  CHECK((*dm)->devices()[0].kind == "block");
+  CHECK((*dm)->devices()[0].detail == disk);
+  CHECK((*dm)->devices()[1].id == "entropy");
+  CHECK((*dm)->devices()[2].id == "console0");
+  machine::Machine& m = (*dm)->machine();
+  REQUIRE(m.Start().ok());
+  std::optional<ExitOutcome> outcome = m.WaitFor(absl::Seconds(45));
+  if (!outcome) m.Stop("test timeout");
+  m.Wait();
+  // The guest's requests show in the devices' counters.
+  const auto counters = (*dm)->devices()[0].transport->Counters();
+  CHECK(virtio::FindCounter(counters, "write_requests").value_or(0) > 0);
+  CHECK(virtio::FindCounter(counters, "notifications").value_or(0) > 0);
+  CHECK(virtio::FindCounter(counters, "device_errors") == 0u);
+  dm->reset();  // devices off the bus before the machine goes
   INFO("serial:\n" << sink->str());
   REQUIRE(outcome.has_value());
   CHECK(outcome->kind == ExitKind::kDebugExit);

@@ -119,6 +119,8 @@ absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const Virti
   std::unique_ptr<VirtioDevices> v(new VirtioDevices());
   v->use_ioeventfd_ = options.ioeventfd;
   for (const DiskSpec& disk : options.disks) {
+    v->ids_.push_back(disk.id.empty() ? absl::StrCat("disk", v->ids_.size()) : disk.id);
+    v->details_.push_back(disk.read_only ? disk.path + " (read-only)" : disk.path);
     auto backend = virtio::block::FileBackend::Open(disk.path, disk.read_only);
     if (!backend.ok()) {
       return absl::Status(backend.status().code(),
@@ -134,6 +136,8 @@ absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const Virti
   }
   for (size_t i = 0; i < options.nets.size(); ++i) {
     NetSpec net = options.nets[i];
+    v->ids_.push_back(net.id.empty() ? absl::StrCat("net", i) : net.id);
+    v->details_.push_back("tap " + net.tap);
     auto tap = virtio::net::TapBackend::Open(net.tap);
     if (!tap.ok()) return tap.status();
     if (!net.mac_given) net.mac[5] = static_cast<uint8_t>(i);
@@ -148,12 +152,16 @@ absl::StatusOr<std::unique_ptr<VirtioDevices>> VirtioDevices::Create(const Virti
       return absl::Status(src.status().code(), absl::StrCat("--rng: ", src.status().message()));
     }
     v->pending_.push_back(std::make_unique<virtio::rng::RngDevice>(std::move(*src)));
+    v->ids_.push_back(options.rng_id);
+    v->details_.push_back("/dev/urandom");
     v->kinds_.push_back("rng");
     v->rx_fds_.push_back(-1);
   }
   if (options.console) {
     v->pending_.push_back(std::make_unique<virtio::console::ConsoleDevice>(
         std::make_shared<SinkAdapter>(options.console_out)));
+    v->ids_.push_back(options.console_id);
+    v->details_.push_back("output with the serial port's");
     v->kinds_.push_back("console");
     v->rx_fds_.push_back(-1);
   }
@@ -223,7 +231,7 @@ absl::Status VirtioDevices::Attach(memory::GuestMemory* memory, vcpu::Vm* vm, vc
         !s.ok()) {
       return s;
     }
-    attached_.push_back({kinds_[i], base, kGsis[i], transport.get()});
+    attached_.push_back({ids_[i], kinds_[i], details_[i], base, kGsis[i], transport.get()});
     if (rx_fds_[i] >= 0) pump_->Add(rx_fds_[i], transport.get(), 0);
     for (uint32_t q = 0; use_ioeventfd_ && q < num_queues; ++q) {
       vcpu::Vm::IoeventfdSpec spec;

@@ -42,6 +42,7 @@ inline constexpr uint32_t kGsis[] = {5, 6, 7, 10, 11, 16, 17, 18, 19, 20, 21, 22
 struct DiskSpec {
   std::string path;
   bool read_only = false;
+  std::string id;  // name in Info and metrics; "" = "disk<N>" (N counts disks from 0)
 };
 
 // `--disk PATH[,ro]`. INVALID_ARGUMENT naming the flag for an empty path or unknown option.
@@ -51,6 +52,7 @@ struct NetSpec {
   std::string tap;  // tap device name, opened (or created) in amalgam's network namespace
   std::array<uint8_t, 6> mac = {0x02, 0x41, 0x4d, 0x47, 0x00, 0x00};  // last byte: device index
   bool mac_given = false;
+  std::string id;  // "" = "net<N>"
 };
 
 // `--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]`.
@@ -66,10 +68,14 @@ struct VirtioOptions {
   bool ioeventfd = true;
   // Where virtio-console output goes: the serial port's sink, so both consoles land together.
   std::shared_ptr<devices::ByteSink> console_out;
+  std::string rng_id = "rng0";
+  std::string console_id = "console0";
 };
 
 struct AttachedDevice {
-  std::string kind;  // "block", "net", "rng", "console"
+  std::string id;      // DiskSpec::id etc.
+  std::string kind;    // "block", "net", "rng", "console"
+  std::string detail;  // the backend: "/path/disk.img (read-only)", "tap tap0", "/dev/urandom"
   uint64_t base = 0;
   uint32_t gsi = 0;
   virtio::MmioTransport* transport = nullptr;  // owned by VirtioDevices
@@ -100,6 +106,8 @@ class VirtioDevices {
 
   std::vector<std::unique_ptr<virtio::VirtioDevice>> pending_;  // until Attach
   std::vector<std::string> kinds_;
+  std::vector<std::string> ids_;      // per pending device
+  std::vector<std::string> details_;  // per pending device
   std::vector<int> rx_fds_;  // per pending device: a backend fd to pump into queue 0, or -1
   bool use_ioeventfd_ = true;
   vcpu::Vm* vm_ = nullptr;
