@@ -17,6 +17,8 @@
 #include "vmm/devices/input_pump.h"
 #include "vmm/exit_outcome.h"
 #include "vmm/machine/machine.h"
+#include "vmm/node/cluster_flags.h"
+#include "vmm/node/cluster_node.h"
 #include "vmm/virtio_devices/device_machine.h"
 
 namespace {
@@ -85,13 +87,19 @@ int Run(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGTTIN, SIG_IGN);
 
+  // Cluster flags (vmm/node) first: a memory node (--node-id N, N != 0) runs no guest.
+  namespace node = amalgam::vmm::node;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<node::ClusterFlags> cluster = node::ExtractClusterFlags(&args);
   bool help = false;
-  absl::StatusOr<config::VmConfig> cfg =
-      config::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), &help);
+  absl::StatusOr<config::VmConfig> cfg = config::ParseArgs(args, &help);
   if (help) {
     std::fputs(config::UsageText().c_str(), stdout);
+    std::fputs(node::ClusterUsageText().c_str(), stdout);
     return 0;
   }
+  if (!cluster.ok()) return Fail(amalgam::vmm::kExitUsage, cluster.status());
+  if (cluster->enabled && cluster->node_id != 0) return node::RunMemoryNode(*cluster, args);
   if (!cfg.ok()) return Fail(amalgam::vmm::kExitUsage, cfg.status());
   config::HostLimits limits;
   limits.max_memory_bytes = config::HostMemoryLimit().value_or(0);
@@ -99,6 +107,12 @@ int Run(int argc, char** argv) {
     return Fail(amalgam::vmm::kExitUsage, s);
   }
 
+  if (cluster->enabled && (cfg->api_mode() || !cfg->disks.empty() || !cfg->nets.empty() ||
+                           cfg->rng || cfg->virtio_console)) {
+    return Fail(amalgam::vmm::kExitUsage,
+                absl::InvalidArgumentError("--node-id: the control API and virtio devices are "
+                                           "not supported in cluster mode yet"));
+  }
   if (cfg->api_mode()) return RunControlPlane(*cfg);
 
   std::shared_ptr<devices::ByteSink> sink;
@@ -159,6 +173,15 @@ int Run(int argc, char** argv) {
       devices::InputPump::Start(0, &m->serial());
   if (!input.ok()) return Fail(amalgam::vmm::kExitVmmError, input.status());
 
+  // Cluster node 0: peers connected, the loaded image moved to its homes, RAM on userfaultfd.
+  std::unique_ptr<node::ClusterNode> cluster_node;
+  if (cluster->enabled) {
+    absl::StatusOr<std::unique_ptr<node::ClusterNode>> joined =
+        node::ClusterNode::Join(*cluster, cfg->memory_bytes, &m->memory());
+    if (!joined.ok()) return Fail(amalgam::vmm::kExitUsage, joined.status());
+    cluster_node = std::move(*joined);
+  }
+
   std::atomic<bool> done{false};
   std::thread signal_thread([&stop_signals, &done, m] {
     while (true) {
@@ -177,6 +200,7 @@ int Run(int argc, char** argv) {
   } else {
     outcome = m->Wait();
   }
+  if (cluster_node) cluster_node->Finish(outcome.detail);  // every vCPU has stopped
   done.store(true);
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();

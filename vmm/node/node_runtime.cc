@@ -154,7 +154,7 @@ void NodeRuntime::Impl::Stop() {
 
 void NodeRuntime::Impl::OnFault(const memory::PageFault& fault) {
   Fault f{fault.gpa.value() / kPage,
-          fault.write ? directory::Access::kWrite : directory::Access::kRead};
+          fault.write ? directory::Access::kWrite : directory::Access::kRead, fault.read_ns};
   absl::MutexLock l(&mu_);
   faults_.push_back(f);
   cv_.Signal();

@@ -34,6 +34,14 @@
 
 namespace amalgam::vmm::node {
 
+// Steps of a fault's service that NodeRuntimeOptions::trace reports (benchmarks, bench/node).
+enum class TracePoint {
+  kFaultRead,    // the fault service read the fault from the uffd (time taken by that thread)
+  kFaultLoop,    // the loop starts on the fault (directory, then request or install)
+  kInboundLoop,  // the loop starts on a received coherence message (e.g. a grant)
+  kResolved,     // an install or upgrade for the page returned (faulting threads woken)
+};
+
 struct NodeRuntimeOptions {
   directory::NodeId self = 0;
   const directory::StaticPartitionHomeMap* homes = nullptr;  // required; borrowed
@@ -50,6 +58,9 @@ struct NodeRuntimeOptions {
   // Every received message that is not a coherence message (Heartbeat, Join, Leave, Ping, ...)
   // goes here, on the receive thread (e.g. a liveness monitor). Null: counted and dropped.
   std::function<void(fabric::ReceivedMessage)> on_other_message;
+  // Benchmarks only (owned by bench/node): called on the loop thread with the CLOCK_MONOTONIC
+  // time of each step of a page's fault service. Null (the default) costs one branch per step.
+  std::function<void(TracePoint point, directory::PageNumber page, int64_t ns)> trace;
 };
 
 class NodeRuntime : public memory::PageFaultHandler {

@@ -180,5 +180,44 @@ TEST_CASE("three nodes: each serves its home third") {
   CHECK(c.Metric(2, "sent_msgs_Downgrade") > 0);
 }
 
+TEST_CASE("trace reports a remote read fault's steps in order, with times") {
+  fabric::InProcessHub hub(fabric::FrameKey::Generate());
+  auto homes = *directory::StaticPartitionHomeMap::Even(kPages, 2);
+  struct Step {
+    TracePoint point;
+    directory::PageNumber page;
+    int64_t ns;
+  };
+  std::vector<Step> steps;  // written by node 0's loop thread, read after Stop()
+  Node n[2];
+  for (uint32_t i = 0; i < 2; ++i) {
+    n[i].transport = *hub.Connect(i);
+    n[i].memory = *memory::GuestMemory::Create({{memory::GuestAddress(0), kPages * kPage}});
+    NodeRuntimeOptions o;
+    o.self = i;
+    o.homes = &homes;
+    o.transport = n[i].transport.get();
+    o.memory = n[i].memory.get();
+    if (i == 0) {
+      o.trace = [&steps](TracePoint p, directory::PageNumber page, int64_t ns) {
+        steps.push_back({p, page, ns});
+      };
+    }
+    n[i].runtime = *NodeRuntime::Create(o);
+  }
+  for (Node& node : n) REQUIRE(node.runtime->Start().ok());
+  OnThread([&] { CHECK(*n[0].Word(40, 3) == 0); });  // page 40 is homed at node 1
+  for (Node& node : n) node.runtime->Stop();
+  std::vector<TracePoint> points;
+  for (const Step& s : steps) {
+    CHECK(s.page == 40);
+    CHECK(s.ns > 0);
+    points.push_back(s.point);
+  }
+  REQUIRE(points == std::vector<TracePoint>{TracePoint::kFaultRead, TracePoint::kFaultLoop,
+                                            TracePoint::kInboundLoop, TracePoint::kResolved});
+  for (size_t i = 1; i < steps.size(); ++i) CHECK(steps[i].ns >= steps[i - 1].ns);
+}
+
 }  // namespace
 }  // namespace amalgam::vmm::node

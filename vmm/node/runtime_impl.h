@@ -54,6 +54,7 @@ class NodeRuntime::Impl : public memory::PageFaultHandler {
   struct Fault {
     directory::PageNumber page;
     directory::Access access;
+    int64_t read_ns;  // when the fault service read it (for NodeRuntimeOptions::trace)
   };
   struct Timer {
     int64_t deadline_ns;
@@ -80,6 +81,9 @@ class NodeRuntime::Impl : public memory::PageFaultHandler {
   void Count(const std::string& name, uint64_t n = 1);
   void Error(const std::string& what, const absl::Status& s);
   int64_t NowNs() const;
+  void Trace(TracePoint point, directory::PageNumber page, int64_t ns) const {
+    if (opt_.trace) opt_.trace(point, page, ns);
+  }
 
   const NodeRuntimeOptions opt_;
   std::unique_ptr<HomeStore> store_;

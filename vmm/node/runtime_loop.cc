@@ -34,6 +34,10 @@ void NodeRuntime::Impl::Account(directory::PageNumber page, NodePageState before
 }
 
 void NodeRuntime::Impl::HandleFault(const Fault& f) {
+  if (opt_.trace) {
+    Trace(TracePoint::kFaultRead, f.page, f.read_ns);
+    Trace(TracePoint::kFaultLoop, f.page, NowNs());
+  }
   NodePageState before = cache_.StateOf(f.page);
   bool written = HomeWritten(f.page);
   absl::StatusOr<directory::NodeId> home = opt_.homes->HomeOf(f.page);
@@ -50,6 +54,7 @@ void NodeRuntime::Impl::HandleFault(const Fault& f) {
 
 void NodeRuntime::Impl::HandleInbound(const Inbound& in) {
   const directory::Message& m = in.wire.message;
+  if (opt_.trace) Trace(TracePoint::kInboundLoop, m.page, NowNs());
   NodePageState before = cache_.StateOf(m.page);
   bool written = HomeWritten(m.page);
   std::vector<Action> actions;
@@ -206,6 +211,7 @@ void NodeRuntime::Impl::Execute(const std::vector<Action>& actions, absl::Span<c
         if (s.ok()) {
           if (resident_.insert(a.page).second) resident_order_.push_back(a.page);
           woken = true;
+          if (opt_.trace) Trace(TracePoint::kResolved, a.page, NowNs());
           ArmHold(a.page);
           Count(a.zero_fill ? "installs_zero" : "installs_data");
         }
@@ -215,6 +221,7 @@ void NodeRuntime::Impl::Execute(const std::vector<Action>& actions, absl::Span<c
         s = service_->MakeWritable(Gpa(a.page));
         if (s.ok()) {
           woken = true;
+          if (opt_.trace) Trace(TracePoint::kResolved, a.page, NowNs());
           ArmHold(a.page);
           Count("upgrades");
         }
