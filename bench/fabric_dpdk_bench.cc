@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "bench/child_process.h"
 #include "bench/pingpong_stats.h"
 #include "bench/raw_dpdk_pingpong.h"
 #include "fabric/cluster_key.h"
@@ -20,12 +19,15 @@
 #include "fabric/frame.h"
 #include "fabric/message.h"
 #include "fabric/schema/messages.capnp.h"
+#include "testutil/child_process.h"
 
 namespace amalgam::bench {
 namespace {
 
 namespace fab = amalgam::fabric;
 using Clock = std::chrono::steady_clock;
+using testutil::ForkChild;
+using testutil::WaitChild;
 constexpr uint64_t kPages = 256;
 constexpr uint64_t kStopPage = ~uint64_t{0};
 

@@ -10,8 +10,8 @@
 #include <cstring>
 #include <string>
 
-#include "bench/child_process.h"
 #include "bench/raw_dpdk_pingpong.h"
+#include "testutil/child_process.h"
 
 int main(int argc, char** argv) {
   using amalgam::bench::PingpongStats;
@@ -39,12 +39,12 @@ int main(int argc, char** argv) {
   scfg.file_prefix = "rawps" + tag;
   ccfg.lcore = 1;
   ccfg.file_prefix = "rawpc" + tag;
-  auto srv = amalgam::bench::ForkChild<PingpongStats>([&] { return RunRawServer(scfg); });
+  auto srv = amalgam::testutil::ForkChild<PingpongStats>([&] { return RunRawServer(scfg); });
   usleep(200000);
-  auto cli = amalgam::bench::ForkChild<PingpongStats>([&] { return RunRawClient(ccfg); });
+  auto cli = amalgam::testutil::ForkChild<PingpongStats>([&] { return RunRawClient(ccfg); });
   PingpongStats cs, ss;
-  bool cok = amalgam::bench::WaitChild(cli, &cs, std::chrono::seconds(120));
-  bool sok = amalgam::bench::WaitChild(srv, &ss, std::chrono::seconds(10));
+  bool cok = amalgam::testutil::WaitChild(cli, &cs, std::chrono::seconds(120));
+  bool sok = amalgam::testutil::WaitChild(srv, &ss, std::chrono::seconds(10));
   unlink(cfg.socket_path.c_str());
   rmdir(dir);
   amalgam::bench::PrintStats("raw DPDK memif", cs);

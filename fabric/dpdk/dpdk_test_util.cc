@@ -210,32 +210,7 @@ NodeReport RunPageStreamer(DpdkTransportOptions options, NodeId peer, int dones,
 }
 
 Child ForkNode(const std::function<NodeReport()>& fn) {
-  int p[2];
-  if (pipe(p) != 0) return {};
-  std::fflush(stdout);
-  std::fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(p[0]);
-    close(p[1]);
-    return {};
-  }
-  if (pid == 0) {
-    close(p[0]);
-    NodeReport r = fn();
-    const char* b = reinterpret_cast<const char*>(&r);
-    size_t off = 0;
-    while (off < sizeof(r)) {
-      ssize_t w = write(p[1], b + off, sizeof(r) - off);
-      if (w <= 0) break;
-      off += static_cast<size_t>(w);
-    }
-    std::fflush(stdout);
-    std::fflush(stderr);
-    _exit(0);  // no atexit: the test framework's state belongs to the parent
-  }
-  close(p[1]);
-  return {pid, p[0]};
+  return testutil::ForkChild<NodeReport>(fn);
 }
 
 NodeReport WaitNode(Child& c, std::chrono::milliseconds timeout) {
@@ -244,33 +219,11 @@ NodeReport WaitNode(Child& c, std::chrono::milliseconds timeout) {
     SetError(&r, "fork failed");
     return r;
   }
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  bool exited = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-      exited = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (!exited) {
-    kill(c.pid, SIGKILL);
-    waitpid(c.pid, &status, 0);
-  }
-  size_t off = 0;
-  char* b = reinterpret_cast<char*>(&r);
-  while (off < sizeof(r)) {
-    ssize_t n = read(c.fd, b + off, sizeof(r) - off);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
-  close(c.fd);
-  c = Child{};
-  if (off != sizeof(r)) {
+  bool timed_out = false;
+  if (!testutil::WaitChild(c, &r, timeout, &timed_out)) {
     r = NodeReport{};
-    SetError(&r, exited ? "node process died without a report (crash?)"
-                        : "node process timed out and was killed");
+    SetError(&r, timed_out ? "node process timed out and was killed"
+                           : "node process died without a report (crash?)");
   }
   return r;
 }

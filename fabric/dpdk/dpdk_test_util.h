@@ -12,6 +12,7 @@
 #include <string>
 
 #include "fabric/dpdk/dpdk_transport.h"
+#include "testutil/child_process.h"
 
 namespace amalgam::fabric::testing {
 
@@ -32,7 +33,7 @@ struct NodeReport {
   uint64_t reassembled = 0;
   uint64_t connects = 0;
   uint64_t disconnects = 0;
-  uint64_t first_page = 0;  // receiver: page number of the first page it got
+  uint64_t first_page = 0;   // receiver: page number of the first page it got
   uint64_t held_hellos = 0;  // new-nonce Hellos held on a live link (DpdkLinkStats)
 };
 
@@ -54,10 +55,7 @@ NodeReport RunPageReceiver(DpdkTransportOptions options, NodeId peer, uint64_t c
 // peer) until a "done" arrives `dones` times or `seconds` pass.
 NodeReport RunPageStreamer(DpdkTransportOptions options, NodeId peer, int dones, int seconds);
 
-struct Child {
-  pid_t pid = -1;
-  int fd = -1;
-};
+using Child = testutil::Child;
 // Forks; the child runs fn(), writes the report to a pipe and _exit()s.
 Child ForkNode(const std::function<NodeReport()>& fn);
 // Waits (killing the child after `timeout`); a missing report comes back with ok = 0.
