@@ -5,78 +5,33 @@
 #include <string>
 #include <vector>
 
-#include "directory/home_map.h"
+#include "directory/protocol_testutil.h"
 
 namespace amalgam::directory {
 namespace {
 
-// 4 nodes, 8 pages: pages 0-1 at node 0, 2-3 at node 1, ...
-const StaticPartitionHomeMap& Homes() {
-  static const StaticPartitionHomeMap* homes =
-      new StaticPartitionHomeMap(*StaticPartitionHomeMap::Even(8, 4));
-  return *homes;
-}
+using testing::Homes;
+using testing::Ok;
+using testing::Rejected;
 
+// Messages to the home of the pages the tests use (node 0: pages 0 and 1).
 Message Request(NodeId from, PageNumber page, Access access, uint64_t req, bool have_copy = false) {
-  Message m;
-  m.type = MessageType::kPageRequest;
-  m.from = from;
+  Message m = testing::MakeMessage(MessageType::kPageRequest, from, 0, page, req);
   m.requester = from;
-  m.to = 0;
-  m.page = page;
   m.access = access;
-  m.req_id = req;
   m.have_copy = have_copy;
   return m;
 }
 
 Message Ack(NodeId from, PageNumber page, uint64_t req) {
-  Message m;
-  m.type = MessageType::kInvalidateAck;
-  m.from = from;
-  m.to = 0;
-  m.page = page;
-  m.req_id = req;
-  return m;
+  return testing::MakeMessage(MessageType::kInvalidateAck, from, 0, page, req);
 }
 
 Message Writeback(NodeId from, PageNumber page, uint64_t req, PageState keeps) {
-  Message m;
-  m.type = MessageType::kWriteback;
-  m.from = from;
-  m.to = 0;
-  m.page = page;
-  m.req_id = req;
+  Message m = testing::MakeMessage(MessageType::kWriteback, from, 0, page, req);
   m.state = keeps;
   m.has_data = true;
   return m;
-}
-
-std::string Snapshot(const HomeDirectory& d) {
-  std::string s;
-  d.EncodeState(&s);
-  return s;
-}
-
-// Feeds `m`; requires success; returns the actions.
-std::vector<Action> Ok(HomeDirectory& d, const Message& m) {
-  std::vector<Action> out;
-  absl::Status s = d.OnMessage(m, &out);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return out;
-}
-
-// Feeds `m`; requires an error with `code`, no actions and an unchanged state.
-void Rejected(HomeDirectory& d, const Message& m, absl::StatusCode code) {
-  std::string before = Snapshot(d);
-  std::vector<Action> out;
-  absl::Status s = d.OnMessage(m, &out);
-  INFO(ToString(m) << " -> " << s.ToString());
-  CHECK(s.code() == code);
-  CHECK_FALSE(s.message().empty());
-  CHECK(out.empty());
-  CHECK(Snapshot(d) == before);
 }
 
 TEST_CASE("read miss on a never-written page is a zero-fill grant without payload") {
