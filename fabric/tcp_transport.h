@@ -2,10 +2,13 @@
 // the lower id connects, the higher one accepts), TCP_NODELAY, frames back to back on the
 // stream (each frame's header carries its length), Hello handshake with the cluster key, then
 // a per-connection session key. Lost connections are re-dialled with exponential backoff; frames
-// sent while a link is down fail with UNAVAILABLE. Frames already handed to the kernel when a
-// link dies may be lost (never reordered or duplicated): callers' timeouts cover that.
+// sent while a link is down fail with UNAVAILABLE (on the accepting side, a Send while the
+// peer's proof is one trip away waits up to 1 s for it instead). Frames already handed to the
+// kernel when a link dies may be lost (never reordered or duplicated): callers' timeouts cover
+// that (README.md, "Delivery contract").
 // One epoll set covers all peers; a thread blocked in Receive() polls it itself, a background
-// thread only when nobody receives. Senders write directly under a per-peer lock.
+// thread only when nobody receives; frames are cut from bulk reads (TcpFrameReader), uncopied.
+// Senders write directly under a per-peer lock.
 // Thread-safety: thread-safe (see Transport). Owns its sockets and its threads.
 #ifndef AMALGAM_FABRIC_TCP_TRANSPORT_H_
 #define AMALGAM_FABRIC_TCP_TRANSPORT_H_
@@ -29,6 +32,9 @@ struct TcpTransportOptions {
   absl::Duration reconnect_min = absl::Milliseconds(20);
   absl::Duration reconnect_max = absl::Seconds(2);
   absl::Duration handshake_timeout = absl::Seconds(5);
+  // Receive() polls without sleeping for this long before it blocks in epoll (spin-then-block:
+  // a reply within a round trip then costs no wake-up). Zero: always block.
+  absl::Duration receive_spin = absl::ZeroDuration();
 };
 
 class TcpTransport : public Transport {

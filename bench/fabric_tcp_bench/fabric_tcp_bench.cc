@@ -26,6 +26,10 @@ ABSL_FLAG(int, rtt_n, 20000, "round trips (one fetch in flight) per run");
 ABSL_FLAG(double, seconds, 2, "seconds of windowed fetching per run (throughput)");
 ABSL_FLAG(int, window, 32, "fetches in flight in the throughput phase");
 ABSL_FLAG(int, runs, 3, "runs of each transport, interleaved");
+ABSL_FLAG(bool, raw, true, "run the raw TCP baseline (false: amalgam only, e.g. under perf)");
+ABSL_FLAG(bool, rpc, true, "also run the RpcChannel variant");
+ABSL_FLAG(int, receive_spin_us, -1,
+          "TcpTransportOptions::receive_spin on both nodes, in us (-1: the library default)");
 
 namespace fabric = amalgam::fabric;
 namespace bench = amalgam::bench;
@@ -117,12 +121,18 @@ Summary RunRaw(const std::vector<uint8_t>& store) {
   return s;
 }
 
+void SetSpin(fabric::TcpTransportOptions* o) {
+  int us = absl::GetFlag(FLAGS_receive_spin_us);
+  if (us >= 0) o->receive_spin = absl::Microseconds(us);
+}
+
 // The amalgam side: node 1 serves PageRequests with PageGrant + page, node 0 fetches.
 int AmalgamServe(const fabric::FrameKey& key, const std::vector<uint8_t>& store, int port_fd,
                  bool rpc) {
   fabric::TcpTransportOptions o;
   o.self = 1;
   o.cluster_key = key;
+  SetSpin(&o);
   o.peers = {{0, "127.0.0.1:1"}};
   auto t = fabric::TcpTransport::Create(o);
   if (!t.ok()) return 1;
@@ -191,6 +201,7 @@ Summary RunAmalgamRpc(const std::vector<uint8_t>& store) {
   fabric::TcpTransportOptions o;
   o.self = 0;
   o.cluster_key = key;
+  SetSpin(&o);
   o.peers = {{1, absl::StrCat("127.0.0.1:", port)}};
   auto t = fabric::TcpTransport::Create(o);
   if (!t.ok() || !(*t)->WaitForPeer(1, absl::Seconds(20)).ok()) return fail("no link");
@@ -238,6 +249,7 @@ Summary RunAmalgam(const std::vector<uint8_t>& store) {
   fabric::TcpTransportOptions o;
   o.self = 0;
   o.cluster_key = key;
+  SetSpin(&o);
   o.peers = {{1, absl::StrCat("127.0.0.1:", port)}};
   auto t = fabric::TcpTransport::Create(o);
   if (!t.ok() || !(*t)->WaitForPeer(1, absl::Seconds(20)).ok()) return fail("no link");
@@ -311,12 +323,18 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_runs));
   std::vector<double> raw_p50, raw_p99, raw_bw, am_p50, am_p99, am_bw, rpc_p50;
   for (int run = 0; run < absl::GetFlag(FLAGS_runs); ++run) {
-    Summary raw = RunRaw(store);
-    Print(raw);
+    Summary raw;
+    if (absl::GetFlag(FLAGS_raw)) {
+      raw = RunRaw(store);
+      Print(raw);
+    }
     Summary am = RunAmalgam(store);
     Print(am);
-    Summary rpc = RunAmalgamRpc(store);
-    Print(rpc);
+    Summary rpc;
+    if (absl::GetFlag(FLAGS_rpc)) {
+      rpc = RunAmalgamRpc(store);
+      Print(rpc);
+    }
     if (rpc.ok) rpc_p50.push_back(rpc.p50);
     if (raw.ok) {
       raw_p50.push_back(raw.p50);
