@@ -7,14 +7,12 @@
 #include <cstring>
 
 #include "absl/time/clock.h"
+#include "memory/test_memory.h"
 
 namespace amalgam::memory::testing {
 
 std::unique_ptr<GuestMemory> MakeTestMemory(uint64_t pages, GuestAddress start) {
-  auto mem = GuestMemory::Create({{start, pages * kPageSize}});
-  INFO(mem.status().ToString());
-  REQUIRE(mem.ok());
-  return std::move(*mem);
+  return MakeMemory({{start, pages * kPageSize}});
 }
 
 std::vector<uint8_t> PagePattern(uint32_t tag) {

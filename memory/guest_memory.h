@@ -59,7 +59,7 @@ class GuestMemory {
     kSharedMemfd,
     // Private anonymous memory with MADV_HUGEPAGE, each region 2 MiB aligned, so transparent huge
     // pages back it where the host allows (transparent_hugepage/enabled = always or madvise):
-    // one host fault per 2 MiB instead of per 4 KiB page (first touch of 64 MiB: 4.4x faster
+    // one host fault per 2 MiB instead of per 4 KiB page (first touch of 64 MiB: 4-8x faster
     // here, see README.md). No memfd (memfd() is -1), so no PageFaultService on it.
     kPrivateHugePages,
   };

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "memory/guest_memory.h"
+#include "memory/test_memory.h"
 
 namespace amalgam::memory {
 namespace {
@@ -17,12 +18,7 @@ constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kGiB = 1ull << 30;
 
 std::unique_ptr<GuestMemory> Make(std::vector<RegionSpec> specs, GuestMemory::Backing backing) {
-  GuestMemory::Options options;
-  options.backing = backing;
-  auto mem = GuestMemory::Create(std::move(specs), options);
-  INFO(mem.status().ToString());
-  REQUIRE(mem.ok());
-  return std::move(*mem);
+  return testing::MakeMemory(std::move(specs), GuestMemory::Options{backing});
 }
 
 // The /proc/self/smaps entry of the mapping that starts at `host` ("" if there is none).

@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 
+#include "memory/test_memory.h"
+
 namespace amalgam::memory {
 namespace {
 
@@ -12,10 +14,7 @@ constexpr uint64_t kGiB = 1ull << 30;
 constexpr uint64_t kMiB = 1ull << 20;
 
 std::unique_ptr<GuestMemory> Make(std::vector<RegionSpec> specs) {
-  auto mem = GuestMemory::Create(std::move(specs));
-  INFO(mem.status().ToString());
-  REQUIRE(mem.ok());
-  return std::move(*mem);
+  return testing::MakeMemory(std::move(specs));
 }
 
 TEST_CASE("X86Layout splits RAM around the 3-4 GiB hole") {
