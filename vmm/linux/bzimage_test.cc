@@ -4,6 +4,7 @@
 #include <string>
 
 #include "memory/guest_memory.h"
+#include "memory/test_memory.h"
 #include "vmm/linux/boot_params.h"
 #include "vmm/linux/test_bzimage.h"
 
@@ -15,11 +16,7 @@ using memory::GuestMemory;
 
 constexpr uint64_t kMiB = 1 << 20;
 
-std::unique_ptr<GuestMemory> Mem(uint64_t bytes) {
-  auto m = GuestMemory::Create(GuestMemory::X86Layout(bytes));
-  REQUIRE(m.ok());
-  return std::move(*m);
-}
+std::unique_ptr<GuestMemory> Mem(uint64_t bytes) { return memory::testing::MakeX86Memory(bytes); }
 
 std::vector<uint8_t> ReadBytes(const GuestMemory& mem, uint64_t addr, size_t n) {
   std::vector<uint8_t> out(n);

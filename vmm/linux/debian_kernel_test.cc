@@ -1,50 +1,25 @@
 // Loads the real Debian kernel and initramfs that tools/make-guest.sh builds. The files are never
 // committed: when they have not been built the test says how to build them and passes.
-#include <limits.h>
-#include <stdlib.h>
-
 #include <catch2/catch.hpp>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "memory/guest_memory.h"
 #include "vmm/linux/boot_params.h"
 #include "vmm/linux/bzimage.h"
+#include "vmm/linux/guest_image_testutil.h"
 
 namespace amalgam::vmm::linux_boot {
 namespace {
 
-std::string GuestDir() {
-  if (const char* dir = getenv("AMALGAM_GUEST_DIR")) return dir;
-  // This package's BUILD file is a runfile symlink into the source tree; out/guest sits at the
-  // workspace root, two levels up from vmm/linux.
-  char real[PATH_MAX];
-  if (realpath("vmm/linux/BUILD", real) == nullptr) return "";
-  std::string path(real);
-  return path.substr(0, path.size() - std::string("vmm/linux/BUILD").size()) + "out/guest";
-}
-
-bool ReadFile(const std::string& path, std::vector<uint8_t>* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  out->assign(s.begin(), s.end());
-  return true;
-}
+using testing::HaveGuestImageFiles;
+using testing::ReadWholeFile;
 
 TEST_CASE("The Debian bzImage parses and loads with its initramfs") {
-  std::string dir = GuestDir();
+  std::string dir;
+  if (!HaveGuestImageFiles({"vmlinuz", "initramfs.cpio.gz"}, &dir)) return;
   std::vector<uint8_t> image, initrd;
-  if (dir.empty() || !ReadFile(dir + "/vmlinuz", &image) ||
-      !ReadFile(dir + "/initramfs.cpio.gz", &initrd)) {
-    WARN("SKIPPED: no guest image in '" << dir
-                                        << "'; build it with tools/make-guest.sh (or set "
-                                           "AMALGAM_GUEST_DIR)");
-    return;
-  }
+  REQUIRE(ReadWholeFile(dir + "/vmlinuz", &image));
+  REQUIRE(ReadWholeFile(dir + "/initramfs.cpio.gz", &initrd));
   absl::StatusOr<SetupHeader> h = ParseSetupHeader(image);
   REQUIRE(h.ok());
   CHECK(h->version >= 0x020c);
@@ -73,12 +48,11 @@ TEST_CASE("The Debian bzImage parses and loads with its initramfs") {
 }
 
 TEST_CASE("make-guest's vmlinux is the bzImage's decompressed payload") {
-  std::string dir = GuestDir();
+  std::string dir;
+  if (!HaveGuestImageFiles({"vmlinuz", "vmlinux"}, &dir)) return;
   std::vector<uint8_t> image, vmlinux;
-  if (dir.empty() || !ReadFile(dir + "/vmlinuz", &image) || !ReadFile(dir + "/vmlinux", &vmlinux)) {
-    WARN("SKIPPED: no guest image in '" << dir << "'; build it with tools/make-guest.sh");
-    return;
-  }
+  REQUIRE(ReadWholeFile(dir + "/vmlinuz", &image));
+  REQUIRE(ReadWholeFile(dir + "/vmlinux", &vmlinux));
   absl::StatusOr<SetupHeader> h = ParseSetupHeader(image);
   REQUIRE(h.ok());
   // Every kernel compressor's payload ends with the decompressed size (le32).

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "memory/guest_memory.h"
+#include "memory/test_memory.h"
 #include "vmm/linux/e820.h"
 #include "vmm/linux/initrd.h"
 
@@ -15,9 +16,7 @@ constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 
 std::unique_ptr<GuestMemory> Mem(std::vector<memory::RegionSpec> regions) {
-  auto m = GuestMemory::Create(std::move(regions));
-  REQUIRE(m.ok());
-  return std::move(*m);
+  return memory::testing::MakeMemory(std::move(regions));
 }
 
 TEST_CASE("E820 of a small guest: low RAM, the legacy hole, RAM from 1 MiB") {

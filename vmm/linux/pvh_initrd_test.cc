@@ -4,6 +4,7 @@
 #include <string>
 
 #include "memory/guest_memory.h"
+#include "memory/test_memory.h"
 
 namespace amalgam::vmm::linux_boot {
 namespace {
@@ -13,11 +14,7 @@ using memory::GuestMemory;
 
 constexpr uint64_t kMiB = 1 << 20;
 
-std::unique_ptr<GuestMemory> Mem(uint64_t bytes) {
-  auto m = GuestMemory::Create(GuestMemory::X86Layout(bytes));
-  REQUIRE(m.ok());
-  return std::move(*m);
-}
+std::unique_ptr<GuestMemory> Mem(uint64_t bytes) { return memory::testing::MakeX86Memory(bytes); }
 
 TEST_CASE("LoadPvhInitrd writes the initrd high and a one-entry modlist") {
   auto mem = Mem(256 * kMiB);

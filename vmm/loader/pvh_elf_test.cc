@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "memory/test_memory.h"
 #include "vmm/loader/pvh_boot.h"
 #include "vmm/loader/test_elf.h"
 
@@ -19,25 +20,13 @@ using memory::GuestAddress;
 using memory::GuestMemory;
 
 std::unique_ptr<GuestMemory> SmallRam(uint64_t bytes = 4 << 20) {
-  auto mem = GuestMemory::Create({{GuestAddress(0), bytes}});
-  REQUIRE(mem.ok());
-  return std::move(*mem);
+  return memory::testing::MakeMemory({{GuestAddress(0), bytes}});
 }
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
 bool Contains(const absl::Status& s, const std::string& needle) {
   return Message(s).find(needle) != std::string::npos;
-}
-
-std::string WriteTemp(const std::string& name, const std::vector<uint8_t>& bytes) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string path = std::string(dir ? dir : "/tmp") + "/" + name;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-  ::close(fd);
-  return path;
 }
 
 TEST_CASE("pvh elf: a minimal image parses, loads and zeroes its bss") {
@@ -155,14 +144,14 @@ TEST_CASE("pvh elf: the file loader names the file in every error") {
   auto mem = SmallRam();
   auto missing = LoadPvhKernelFile("/nonexistent/vmlinux", *mem);
   CHECK(Contains(missing.status(), "kernel /nonexistent/vmlinux: no such file"));
-  std::string junk = WriteTemp("junk.bin", {1, 2, 3});
+  std::string junk = WriteTestFile("junk.bin", {1, 2, 3});
   CHECK(Contains(LoadPvhKernelFile(junk, *mem).status(), "kernel " + junk + ": not an ELF"));
-  std::string good = WriteTemp("good.elf", BuildTestElf());
+  std::string good = WriteTestFile("good.elf", BuildTestElf());
   auto ok = LoadPvhKernelFile(good, *mem);
   REQUIRE(ok.ok());
   CHECK(ok->entry == 0x100000);
   CHECK(Contains(LoadPvhKernelFile("/", *mem).status(), "not a regular file"));
-  std::string empty = WriteTemp("empty.elf", {});
+  std::string empty = WriteTestFile("empty.elf", {});
   CHECK(Contains(LoadPvhKernelFile(empty, *mem).status(), "kernel " + empty + ": not an ELF"));
 }
 

@@ -1,7 +1,10 @@
 #include "vmm/loader/test_elf.h"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace amalgam::vmm::loader {
@@ -64,6 +67,22 @@ std::vector<uint8_t> SerialThenExitCode(const char* text, uint8_t exit_value) {
   code.insert(code.end(), {0xb0, exit_value, 0xe6, 0xf4});  // mov al, v; out 0xf4, al
   code.insert(code.end(), {0xf4, 0xeb, 0xfd});              // 1: hlt; jmp 1b
   return code;
+}
+
+std::string WriteTestFile(const std::string& name, const std::vector<uint8_t>& bytes) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  std::string path = std::string(dir ? dir : "/tmp") + "/" + name;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return "";
+  bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  ::close(fd);
+  return ok ? path : "";
+}
+
+std::string WriteTestKernel(const std::string& name, const std::vector<uint8_t>& code) {
+  TestElfOptions o;
+  o.code = code;
+  return WriteTestFile(name, BuildTestElf(o));
 }
 
 }  // namespace amalgam::vmm::loader

@@ -1,9 +1,10 @@
 // BuildTestElf: a minimal synthetic PVH ELF64 image for loader and machine tests.
-// Thread-safety: pure function.
+// Thread-safety: pure functions, except that the writers create files.
 #ifndef AMALGAM_VMM_LOADER_TEST_ELF_H_
 #define AMALGAM_VMM_LOADER_TEST_ELF_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace amalgam::vmm::loader {
@@ -27,6 +28,12 @@ std::vector<uint8_t> BuildTestElf(const TestElfOptions& options = {});
 // A 32-bit PVH guest that writes `text` to the COM1 THR, then `exit_value` to port 0xF4, then
 // halts (in case the VMM ignores the debug-exit write).
 std::vector<uint8_t> SerialThenExitCode(const char* text, uint8_t exit_value);
+
+// Writes `bytes` to $TEST_TMPDIR/name (else /tmp/name); returns the path, "" on failure (a
+// machine or loader given "" then fails with a clear error).
+std::string WriteTestFile(const std::string& name, const std::vector<uint8_t>& bytes);
+// BuildTestElf with `code` (defaults otherwise), written with WriteTestFile.
+std::string WriteTestKernel(const std::string& name, const std::vector<uint8_t>& code);
 
 }  // namespace amalgam::vmm::loader
 

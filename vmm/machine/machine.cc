@@ -125,7 +125,8 @@ absl::Status Machine::Build(const MachineConfig& config) {
   }
 
   absl::StatusOr<std::unique_ptr<memory::GuestMemory>> mem =
-      memory::GuestMemory::Create(memory::GuestMemory::X86Layout(config.memory_bytes));
+      memory::GuestMemory::Create(memory::GuestMemory::X86Layout(config.memory_bytes),
+                                  memory::GuestMemory::Options{config.memory_backing});
   if (!mem.ok()) {
     return Prefixed(mem.status(), absl::StrFormat("--memory %u MiB: cannot map guest RAM: ",
                                                   config.memory_bytes >> 20));

@@ -16,32 +16,17 @@
 #include "vmm/loader/test_elf.h"
 #include "vmm/machine/kernel_boot.h"
 #include "vmm/machine/machine.h"
+#include "vmm/machine/machine_testutil.h"
 
 namespace amalgam::vmm::machine {
 namespace {
 
-std::string WriteFile(const std::string& name, const std::vector<uint8_t>& bytes) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string path = std::string(dir ? dir : "/tmp") + "/" + name;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-  ::close(fd);
-  return path;
-}
-
-std::string WriteKernel(const std::string& name, const std::vector<uint8_t>& code) {
-  loader::TestElfOptions o;
-  o.code = code;
-  return WriteFile(name, loader::BuildTestElf(o));
-}
+using loader::WriteTestFile;
+using loader::WriteTestKernel;
+using testing::PortRecorder;
 
 MachineConfig Config(const std::string& kernel, uint32_t vcpus = 1) {
-  MachineConfig c;
-  c.kernel_path = kernel;
-  c.memory_bytes = 32 << 20;
-  c.vcpus = vcpus;
-  return c;
+  return testing::SmallConfig(kernel, vcpus);
 }
 
 template <typename T>
@@ -76,30 +61,10 @@ uint64_t FindTable(Machine& vm, uint64_t rsdp, const std::string& sig) {
   return 0;
 }
 
-// A device recording the first byte of every write.
-class Recorder : public vcpu::BusDevice {
- public:
-  void Read(uint64_t, absl::Span<uint8_t> data) override {
-    for (auto& b : data) b = 0;
-  }
-  void Write(uint64_t, absl::Span<const uint8_t> data) override {
-    absl::MutexLock lock(&mu_);
-    if (!data.empty()) got_.push_back(data[0]);
-  }
-  std::vector<uint8_t> got() {
-    absl::MutexLock lock(&mu_);
-    return got_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<uint8_t> got_;
-};
-
 TEST_CASE("machine boot: ACPI tables list every vCPU and the power-off port; S5 stops the VM") {
   // mov al, 0x34; mov dx, 0x600; out dx, al (SLP_TYP 5 | SLP_EN); 1: hlt; jmp 1b
   std::vector<uint8_t> code = {0xb0, 0x34, 0x66, 0xba, 0x00, 0x06, 0xee, 0xf4, 0xeb, 0xfd};
-  auto vm = Machine::Create(Config(WriteKernel("s5.elf", code), 2));
+  auto vm = Machine::Create(Config(WriteTestKernel("s5.elf", code), 2));
   INFO(vm.status().ToString());
   REQUIRE(vm.ok());
   Machine& m = **vm;
@@ -137,8 +102,8 @@ TEST_CASE("machine boot: ACPI tables list every vCPU and the power-off port; S5 
 TEST_CASE("machine boot: a PVH initrd is a start_info module above the kernel") {
   std::vector<uint8_t> initrd(10000);
   for (size_t i = 0; i < initrd.size(); ++i) initrd[i] = static_cast<uint8_t>(i * 13 + 1);
-  MachineConfig c = Config(WriteKernel("initrd_guest.elf", {0xf4}));
-  c.initrd_path = WriteFile("initrd.img", initrd);
+  MachineConfig c = Config(WriteTestKernel("initrd_guest.elf", {0xf4}));
+  c.initrd_path = WriteTestFile("initrd.img", initrd);
   auto vm = Machine::Create(c);
   INFO(vm.status().ToString());
   REQUIRE(vm.ok());
@@ -155,18 +120,18 @@ TEST_CASE("machine boot: a PVH initrd is a start_info module above the kernel") 
 }
 
 TEST_CASE("machine boot: initrd errors are one line naming the file") {
-  MachineConfig c = Config(WriteKernel("hlt.elf", {0xf4}));
+  MachineConfig c = Config(WriteTestKernel("hlt.elf", {0xf4}));
   c.initrd_path = "/nonexistent/initrd.img";
   auto vm = Machine::Create(c);
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()) ==
         "initrd /nonexistent/initrd.img: no such file; pass the path of an initramfs (cpio "
         "archive) to --initrd");
-  c.initrd_path = WriteFile("big_initrd.img", std::vector<uint8_t>(40 << 20, 1));
+  c.initrd_path = WriteTestFile("big_initrd.img", std::vector<uint8_t>(40 << 20, 1));
   vm = Machine::Create(c);
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()).find("initrd " + c.initrd_path + ": initrd is") == 0);
-  c.initrd_path = WriteFile("empty_initrd.img", {});
+  c.initrd_path = WriteTestFile("empty_initrd.img", {});
   vm = Machine::Create(c);
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()).find(": empty file") != std::string::npos);
@@ -185,7 +150,7 @@ TEST_CASE("machine boot: a bzImage starts in long mode at load + 0x200 with Linu
                                      0x89, 0xf0, 0x66, 0xba, 0xf4, 0x00, 0xef, 0xf4};
   const size_t kernel_offset = (spec.setup_sects + 1) * 512;
   std::copy(code.begin(), code.end(), image.begin() + kernel_offset + 0x200);
-  auto vm = Machine::Create(Config(WriteFile("fake.bzImage", image)));
+  auto vm = Machine::Create(Config(WriteTestFile("fake.bzImage", image)));
   INFO(vm.status().ToString());
   REQUIRE(vm.ok());
   MachineInfo info = (*vm)->Info();
@@ -193,7 +158,7 @@ TEST_CASE("machine boot: a bzImage starts in long mode at load + 0x200 with Linu
   CHECK(info.kernel_entry == spec.pref_address + 0x200);
   // boot_params.acpi_rsdp_addr (0x070) points at the RSDP.
   CHECK(ReadAt<uint64_t>(**vm, 0x7000 + 0x70) == info.rsdp_address);
-  auto rec = std::make_shared<Recorder>();
+  auto rec = std::make_shared<PortRecorder>();
   REQUIRE((*vm)->pio_bus().Insert(rec, 0x10, 1).ok());
   REQUIRE((*vm)->Start().ok());
   ExitOutcome out = (*vm)->Wait();
@@ -210,7 +175,7 @@ TEST_CASE("machine boot: a bzImage starts in long mode at load + 0x200 with Linu
 TEST_CASE("machine boot: bad bzImages are one line naming the kernel file") {
   linux_boot::FakeBzImageSpec old;
   old.version = 0x0209;
-  std::string path = WriteFile("old.bzImage", linux_boot::MakeBzImage(old));
+  std::string path = WriteTestFile("old.bzImage", linux_boot::MakeBzImage(old));
   auto vm = Machine::Create(Config(path));
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()).find("kernel " + path + ": ") == 0);
@@ -218,20 +183,20 @@ TEST_CASE("machine boot: bad bzImages are one line naming the kernel file") {
 
   std::vector<uint8_t> image = linux_boot::MakeBzImage();
   image.resize(2048);  // the protected-mode kernel is cut short
-  path = WriteFile("truncated.bzImage", image);
+  path = WriteTestFile("truncated.bzImage", image);
   vm = Machine::Create(Config(path));
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()).find("kernel " + path + ": ") == 0);
 
   linux_boot::FakeBzImageSpec high;
   high.pref_address = (4ull << 30) + (16 << 20);  // in RAM (6 GiB: [4 GiB, 7 GiB)), not mapped
-  MachineConfig high_config = Config(WriteFile("high.bzImage", linux_boot::MakeBzImage(high)));
+  MachineConfig high_config = Config(WriteTestFile("high.bzImage", linux_boot::MakeBzImage(high)));
   high_config.memory_bytes = 6ull << 30;
   vm = Machine::Create(high_config);
   REQUIRE_FALSE(vm.ok());
   CHECK(std::string(vm.status().message()).find("ends above 4 GiB") != std::string::npos);
 
-  MachineConfig small = Config(WriteFile("ok.bzImage", linux_boot::MakeBzImage()));
+  MachineConfig small = Config(WriteTestFile("ok.bzImage", linux_boot::MakeBzImage()));
   small.memory_bytes = 8 << 20;  // below pref_address (16 MiB)
   vm = Machine::Create(small);
   REQUIRE_FALSE(vm.ok());
@@ -240,7 +205,7 @@ TEST_CASE("machine boot: bad bzImages are one line naming the kernel file") {
 
 TEST_CASE("machine boot: a named CPU template applies to every vCPU; unknown names are refused") {
   auto sink = std::make_shared<devices::StringSink>();
-  MachineConfig c = Config(WriteKernel("tmpl.elf", loader::SerialThenExitCode("ok\n", 3)), 2);
+  MachineConfig c = Config(WriteTestKernel("tmpl.elf", loader::SerialThenExitCode("ok\n", 3)), 2);
   c.cpu_template = "baseline";
   c.serial_out = sink;
   auto vm = Machine::Create(c);

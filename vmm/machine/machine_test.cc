@@ -8,46 +8,22 @@
 #include <cstdlib>
 #include <string>
 
-#include "vmm/devices/test_util.h"
 #include "vmm/loader/test_elf.h"
+#include "vmm/machine/machine_testutil.h"
 
 namespace amalgam::vmm::machine {
 namespace {
 
-std::string WriteKernel(const std::string& name, const std::vector<uint8_t>& code) {
-  loader::TestElfOptions o;
-  o.code = code;
-  std::vector<uint8_t> elf = loader::BuildTestElf(o);
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string path = std::string(dir ? dir : "/tmp") + "/" + name;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  REQUIRE(::write(fd, elf.data(), elf.size()) == static_cast<ssize_t>(elf.size()));
-  ::close(fd);
-  return path;
-}
-
-struct Booted {
-  std::shared_ptr<devices::StringSink> sink = std::make_shared<devices::StringSink>();
-  std::unique_ptr<Machine> vm;
-};
+using loader::WriteTestKernel;
+using testing::Booted;
+using testing::PortRecorder;
 
 Booted Boot(const std::string& kernel, uint32_t vcpus = 1) {
-  Booted b;
-  MachineConfig c;
-  c.kernel_path = kernel;
-  c.memory_bytes = 32 << 20;
-  c.vcpus = vcpus;
-  c.serial_out = b.sink;
-  auto vm = Machine::Create(c);
-  INFO(vm.status().ToString());
-  REQUIRE(vm.ok());
-  b.vm = std::move(*vm);
-  return b;
+  return testing::BootTestMachine(kernel, vcpus);
 }
 
 TEST_CASE("machine: a guest prints on COM1 and leaves through debug-exit") {
-  Booted b = Boot(WriteKernel("hello.elf", loader::SerialThenExitCode("hi\n", 5)));
+  Booted b = Boot(WriteTestKernel("hello.elf", loader::SerialThenExitCode("hi\n", 5)));
   CHECK(b.vm->Info().state == MachineState::kCreated);
   REQUIRE(b.vm->Start().ok());
   ExitOutcome out = b.vm->Wait();
@@ -64,31 +40,29 @@ TEST_CASE("machine: a guest prints on COM1 and leaves through debug-exit") {
   CHECK(b.vm->Start().code() == absl::StatusCode::kFailedPrecondition);
 }
 
-// A device an embedder attaches between Create and Start: records what the guest wrote.
-class Recorder : public vcpu::BusDevice {
- public:
-  void Read(uint64_t, absl::Span<uint8_t> data) override {
-    for (auto& b : data) b = 0;
-  }
-  void Write(uint64_t offset, absl::Span<const uint8_t> data) override {
-    absl::MutexLock lock(&mu_);
-    if (!data.empty()) got_.push_back(data[0]);
-  }
-  std::vector<uint8_t> got() {
-    absl::MutexLock lock(&mu_);
-    return got_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<uint8_t> got_;
-};
+TEST_CASE("machine: guest RAM on transparent huge pages runs the same guest") {
+  MachineConfig c = testing::SmallConfig(
+      WriteTestKernel("hello_thp.elf", loader::SerialThenExitCode("thp\n", 7)));
+  c.memory_backing = memory::GuestMemory::Backing::kPrivateHugePages;
+  auto sink = std::make_shared<devices::StringSink>();
+  c.serial_out = sink;
+  auto vm = Machine::Create(c);
+  INFO(vm.status().ToString());
+  REQUIRE(vm.ok());
+  CHECK((*vm)->memory().backing() == memory::GuestMemory::Backing::kPrivateHugePages);
+  CHECK((*vm)->memory().regions()[0].memfd() == -1);
+  REQUIRE((*vm)->Start().ok());
+  ExitOutcome out = (*vm)->Wait();
+  CHECK(out.kind == ExitKind::kDebugExit);
+  CHECK(out.debug_exit_value == 7);
+  CHECK(sink->str() == "thp\n");
+}
 
 TEST_CASE("machine: embedders can attach their own devices before Start") {
   // mov al, 0x5a; out 0x99, al; then debug-exit 0.
   std::vector<uint8_t> code = {0xb0, 0x5a, 0xe6, 0x99, 0xb0, 0x00, 0xe6, 0xf4, 0xf4};
-  Booted b = Boot(WriteKernel("custom.elf", code));
-  auto rec = std::make_shared<Recorder>();
+  Booted b = Boot(WriteTestKernel("custom.elf", code));
+  auto rec = std::make_shared<PortRecorder>();
   REQUIRE(b.vm->pio_bus().Insert(rec, 0x99, 1).ok());
   CHECK(b.vm->pio_bus().Insert(rec, 0x3f8, 1).code() == absl::StatusCode::kAlreadyExists);
   REQUIRE(b.vm->Start().ok());
@@ -97,7 +71,7 @@ TEST_CASE("machine: embedders can attach their own devices before Start") {
 }
 
 TEST_CASE("machine: APs waiting for SIPI do not keep a stopped VM alive") {
-  Booted b = Boot(WriteKernel("smp.elf", loader::SerialThenExitCode("x", 0)), 2);
+  Booted b = Boot(WriteTestKernel("smp.elf", loader::SerialThenExitCode("x", 0)), 2);
   REQUIRE(b.vm->Start().ok());
   ExitOutcome out = b.vm->Wait();
   CHECK(out.kind == ExitKind::kDebugExit);
@@ -106,7 +80,7 @@ TEST_CASE("machine: APs waiting for SIPI do not keep a stopped VM alive") {
 
 TEST_CASE("machine: a triple fault stops the VM with the RIP") {
   // ud2 with no IDT: #UD -> #DF -> triple fault.
-  Booted b = Boot(WriteKernel("ud2.elf", {0x0f, 0x0b}));
+  Booted b = Boot(WriteTestKernel("ud2.elf", {0x0f, 0x0b}));
   REQUIRE(b.vm->Start().ok());
   ExitOutcome out = b.vm->Wait();
   CHECK(out.kind == ExitKind::kTripleFault);
@@ -116,7 +90,7 @@ TEST_CASE("machine: a triple fault stops the VM with the RIP") {
 
 TEST_CASE("machine: the i8042 reset command stops the VM with reason reset") {
   // mov al, 0xfe; out 0x64, al; 1: hlt; jmp 1b
-  Booted b = Boot(WriteKernel("reset.elf", {0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd}));
+  Booted b = Boot(WriteTestKernel("reset.elf", {0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd}));
   REQUIRE(b.vm->Start().ok());
   ExitOutcome out = b.vm->Wait();
   CHECK(out.kind == ExitKind::kReset);
@@ -126,7 +100,7 @@ TEST_CASE("machine: the i8042 reset command stops the VM with reason reset") {
 TEST_CASE("machine: pause parks every vCPU, resume continues, stop ends the VM") {
   // mov dx, 0x3f8; mov al, '.'; 1: out dx, al; jmp 1b  -- an endless stream of I/O exits.
   Booted b =
-      Boot(WriteKernel("spin.elf", {0x66, 0xba, 0xf8, 0x03, 0xb0, '.', 0xee, 0xeb, 0xfd}), 2);
+      Boot(WriteTestKernel("spin.elf", {0x66, 0xba, 0xf8, 0x03, 0xb0, '.', 0xee, 0xeb, 0xfd}), 2);
   CHECK(b.vm->Pause().code() == absl::StatusCode::kFailedPrecondition);
   CHECK(b.vm->Info().vcpu_info[0].host_tid == 0);  // no thread yet
   REQUIRE(b.vm->Start().ok());
@@ -179,7 +153,7 @@ TEST_CASE("machine: the UART's interrupt reaches the guest through the in-kernel
 }
 
 TEST_CASE("machine: stop before start, and bad configs are one clear error") {
-  Booted b = Boot(WriteKernel("never.elf", {0xf4}));
+  Booted b = Boot(WriteTestKernel("never.elf", {0xf4}));
   b.vm->Stop("never started");
   REQUIRE(b.vm->WaitFor(absl::ZeroDuration()).has_value());
   CHECK(b.vm->Wait().kind == ExitKind::kStopped);
@@ -191,7 +165,7 @@ TEST_CASE("machine: stop before start, and bad configs are one clear error") {
   REQUIRE_FALSE(missing.ok());
   CHECK(std::string(missing.status().message()).find("kernel /nonexistent/kernel: no such file") ==
         0);
-  c.kernel_path = WriteKernel("ok.elf", {0xf4});
+  c.kernel_path = WriteTestKernel("ok.elf", {0xf4});
   c.kvm_device = "/nonexistent/kvm";
   auto nokvm = Machine::Create(c);
   REQUIRE_FALSE(nokvm.ok());
