@@ -43,6 +43,7 @@ struct TcpConn {
   std::array<uint8_t, kNonceSize> nonce{};
   bool established = false;
   bool awaiting_proof = false;  // accepted, Hello answered, counted in TcpPeer::pending_proofs
+  bool replaced = false;        // a newer connection from the same peer is installed
   absl::Time created = absl::Now();
   // Set once at the handshake; Decode only from the receive thread, Encode only under the
   // peer's mutex.
@@ -444,6 +445,10 @@ bool TcpTransport::Impl::OnFrame(TcpConn* c, FrameBuffer frame) {
   if (!c->established) {
     return c->session == nullptr ? OnHello(c, std::move(frame)) : OnProof(c, std::move(frame));
   }
+  if (c->replaced) {
+    drops.Count(DropReason::kTruncated);  // lost with the connection it was written to
+    return false;
+  }
   size_t size = frame.size();
   DropReason why = DropReason::kBadBody;
   auto message = c->session->Decode(std::move(frame), &why);
@@ -535,8 +540,13 @@ void TcpTransport::Impl::Install(TcpConn* c, TcpPeer* peer) {
     peer->dialing = false;
     peer->backoff = opts.reconnect_min;
   }
-  // A newer connection from the same peer (it restarted) replaces the old one.
-  if (old != nullptr) ::shutdown(old->fd, SHUT_RDWR);
+  // A newer connection from the same peer (it restarted, or saw this one break) replaces the
+  // old one. Bytes still queued on the old socket are not delivered: they would arrive after
+  // frames of the new connection and break per-peer order (README: delivery contract).
+  if (old != nullptr) {
+    old->replaced = true;
+    ::shutdown(old->fd, SHUT_RDWR);
+  }
   connects.fetch_add(1);
 }
 
