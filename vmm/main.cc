@@ -156,6 +156,9 @@ int Run(int argc, char** argv) {
   mc.cpu_template = cfg->cpu_template;
   mc.cmdline = cfg->cmdline;
   mc.memory_bytes = cfg->memory_bytes;
+  if (cluster->enabled) {  // distributed memory: userfaultfd on the shared memfd
+    mc.memory_backing = amalgam::memory::GuestMemory::Backing::kSharedMemfd;
+  }
   mc.vcpus = cfg->vcpus;
   mc.kvm_device = cfg->kvm_device;
   mc.serial_out = sink;

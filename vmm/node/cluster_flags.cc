@@ -127,9 +127,9 @@ absl::StatusOr<ClusterFlags> ExtractClusterFlags(std::vector<std::string>* args)
   }
   if (given.count("local-memory")) {
     absl::StatusOr<uint64_t> bytes = config::ParseMemorySize(given["local-memory"]);
-    if (!bytes.ok() || *bytes < 64 * kPage) {
+    if (!bytes.ok() || *bytes < 16 * kPage) {
       return absl::InvalidArgumentError(
-          "--local-memory: give a size of at least 256K (e.g. 16M): how much guest RAM node 0 "
+          "--local-memory: give a size of at least 64K (e.g. 16M): how much guest RAM node 0 "
           "may hold resident before it evicts pages to their homes");
     }
     f.local_memory_bytes = *bytes;
@@ -221,9 +221,11 @@ cluster mode (one guest across several amalgam processes/machines):
                       to their homes (default: no limit)
   --fabric NAME       node-to-node transport: tcp (default)
   --metrics-out FILE  write this node's counters ("name value" lines) when it exits
-  --peer-timeout SEC  how long node 0 waits for every peer before the guest starts (30)
+  --peer-timeout SEC  how long node 0 waits for every peer before the guest starts, and a
+                      memory node for node 0 (default 30)
   Node 0's exit status is the guest's (below); a missing peer is status 2. Memory nodes exit 0
-  when node 0 leaves (or on SIGINT/SIGTERM). Each node prints one summary line on stderr.
+  when node 0 leaves (or on SIGINT/SIGTERM), 8 when node 0 never came or went away without
+  leaving (link down 3 s). Each node prints one summary line on stderr.
 )";
 }
 

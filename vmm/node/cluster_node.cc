@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterFlag
   absl::StatusOr<std::unique_ptr<fabric::Transport>> t = MakeTransport(flags);
   if (!t.ok()) return t.status();
   node->transport_ = std::move(*t);
+  node->tcp_ = dynamic_cast<fabric::TcpTransport*>(node->transport_.get());
   NodeRuntimeOptions o;
   o.self = flags.node_id;
   o.homes = &node->homes_;
@@ -114,6 +115,10 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterFlag
 }
 
 ClusterNode::~ClusterNode() { Stop(); }
+
+bool ClusterNode::LinkUp(directory::NodeId peer) const {
+  return tcp_ == nullptr || tcp_->WaitForPeer(peer, absl::ZeroDuration()).ok();
+}
 
 void ClusterNode::Finish(const std::string& reason) {
   for (const auto& [id, address] : flags_.peers) {
@@ -192,12 +197,37 @@ int RunMemoryNode(const ClusterFlags& flags, const std::vector<std::string>& arg
     }
     signaled.store(true);
   });
+  // Without a liveness monitor yet: node 0's link down for a while after it was up = gone.
+  bool seen = false;
+  bool gone = false;
+  absl::Time down_since = absl::InfiniteFuture();
+  const absl::Time join_deadline = absl::Now() + flags.peer_timeout;
   while (!signaled.load() && !(*node)->WaitForLeave(absl::Milliseconds(100))) {
+    if (!seen && absl::Now() > join_deadline && !(*node)->LinkUp(0)) {
+      std::fprintf(stderr, "amalgam: node %u: node 0 (%s) did not connect within %s\n",
+                   flags.node_id, flags.peers.at(0).c_str(),
+                   absl::FormatDuration(flags.peer_timeout).c_str());
+      gone = true;
+      break;
+    }
+    if ((*node)->LinkUp(0)) {
+      seen = true;
+      down_since = absl::InfiniteFuture();
+    } else if (seen && down_since == absl::InfiniteFuture()) {
+      down_since = absl::Now();
+    } else if (seen && absl::Now() - down_since > absl::Seconds(3)) {
+      gone = true;
+      break;
+    }
+  }
+  if (gone && seen) {
+    std::fprintf(stderr, "amalgam: node %u: node 0 went away without saying Leave\n",
+                 flags.node_id);
   }
   (*node)->Stop();
   if (!signaled.load()) pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
-  return 0;
+  return gone ? kExitVmmError : 0;
 }
 
 }  // namespace amalgam::vmm::node

@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "directory/home_map.h"
+#include "fabric/tcp_transport.h"
 #include "fabric/transport.h"
 #include "memory/guest_memory.h"
 #include "vmm/node/cluster_flags.h"
@@ -44,6 +45,9 @@ class ClusterNode {
     return left_.WaitForNotificationWithTimeout(timeout);
   }
 
+  // Whether the fabric link to `peer` is up right now.
+  bool LinkUp(directory::NodeId peer) const;
+
   NodeRuntime& runtime() { return *runtime_; }
   fabric::Transport& transport() { return *transport_; }
 
@@ -54,14 +58,17 @@ class ClusterNode {
   ClusterFlags flags_;
   directory::StaticPartitionHomeMap homes_;
   std::unique_ptr<fabric::Transport> transport_;
+  fabric::TcpTransport* tcp_ = nullptr;  // transport_, when it is TCP
   std::unique_ptr<NodeRuntime> runtime_;
   absl::Notification left_;
   bool stopped_ = false;
 };
 
 // `amalgam --node-id N` for N != 0: serves this node's share of guest RAM until node 0 leaves
-// or SIGINT/SIGTERM. `args` are the non-cluster flags: only --memory is accepted. Returns the
-// process exit status (0, or 2 for a usage error, 8 when the node failed).
+// or SIGINT/SIGTERM, or until node 0's link has been down for 3 s after it was up or never came
+// up within --peer-timeout (node 0 died or failed: exit 8). `args` are the non-cluster flags: only
+// --memory is accepted. Returns the process exit status (0, or 2 for a usage error, 8 when node 0
+// went away without a Leave).
 int RunMemoryNode(const ClusterFlags& flags, const std::vector<std::string>& args);
 
 // One line for stderr: what this node served and used (from NodeRuntime::Metrics()).

@@ -37,6 +37,12 @@ absl::StatusOr<std::unique_ptr<NodeRuntime>> NodeRuntime::Create(NodeRuntimeOpti
                                                    options.transport->self(), ", not node ",
                                                    options.self));
   }
+  if (options.memory != nullptr &&
+      options.memory->backing() != memory::GuestMemory::Backing::kSharedMemfd) {
+    return absl::FailedPreconditionError(
+        "NodeRuntime: guest RAM must be on a shared memfd (GuestMemory::Backing::kSharedMemfd; "
+        "MachineConfig::memory_backing) for userfaultfd");
+  }
   absl::StatusOr<std::unique_ptr<HomeStore>> store =
       HomeStore::Create(*options.homes, options.self);
   if (!store.ok()) return store.status();

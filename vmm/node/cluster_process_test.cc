@@ -1,0 +1,208 @@
+// The real thing: 2 and 3 `amalgam` processes on loopback TCP run one guest (//guest:test_guest)
+// whose RAM is partitioned across them. Checks the guest's verified result, the exit statuses,
+// and every node's counters (--metrics-out) showing the pages it served.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vmm/run_process_testutil.h"
+
+namespace amalgam::vmm {
+namespace {
+
+std::string Amalgam() { return Runfile("vmm/amalgam"); }
+std::string Guest() { return Runfile("guest/test_guest.elf"); }
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::map<std::string, uint64_t> ReadMetrics(const std::string& path) {
+  std::map<std::string, uint64_t> m;
+  std::istringstream in(ReadFile(path));
+  std::string name;
+  uint64_t value;
+  while (in >> name >> value) m[name] = value;
+  return m;
+}
+
+// A loopback port nobody listens on right now.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+uint64_t Get(const std::map<std::string, uint64_t>& m, const std::string& name) {
+  auto it = m.find(name);
+  return it == m.end() ? 0 : it->second;
+}
+
+struct ClusterRun {
+  ProcessResult boot;  // node 0
+  std::vector<ProcessResult> memory_nodes;
+  std::string serial;
+  std::vector<std::map<std::string, uint64_t>> metrics;  // per node
+};
+
+// Starts memory nodes 1..n-1, then node 0 with `guest_flags`; waits for all of them.
+ClusterRun RunCluster(int n, const std::string& memory, const std::string& node_memory,
+                      const std::vector<std::string>& guest_flags) {
+  std::string key = TempPath("cluster.key");
+  {
+    std::ofstream k(key, std::ios::trunc);
+    k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+  }
+  std::string peers;
+  for (int i = 0; i < n; ++i) {
+    peers += (i ? "," : "") + std::to_string(i) + "=127.0.0.1:" + std::to_string(FreePort());
+  }
+  auto common = [&](int id) {
+    std::vector<std::string> a = {Amalgam(),
+                                  "--node-id",
+                                  std::to_string(id),
+                                  "--peers",
+                                  peers,
+                                  "--cluster-key",
+                                  key,
+                                  "--memory",
+                                  memory,
+                                  "--node-memory",
+                                  node_memory,
+                                  "--metrics-out",
+                                  TempPath("metrics" + std::to_string(id) + ".txt"),
+                                  "--peer-timeout",
+                                  "20"};
+    return a;
+  };
+  ClusterRun run;
+  run.memory_nodes.resize(n - 1);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) {
+    threads.emplace_back([&, i] { run.memory_nodes[i - 1] = RunProcess(common(i), {}, 120); });
+  }
+  std::string serial = TempPath("serial.txt");
+  std::remove(serial.c_str());
+  std::vector<std::string> a = common(0);
+  a.insert(a.end(), {"--kernel", Guest(), "--serial-out", serial});
+  a.insert(a.end(), guest_flags.begin(), guest_flags.end());
+  run.boot = RunProcess(a, {}, 100);
+  for (std::thread& t : threads) t.join();
+  run.serial = ReadFile(serial);
+  for (int i = 0; i < n; ++i) {
+    run.metrics.push_back(ReadMetrics(TempPath("metrics" + std::to_string(i) + ".txt")));
+  }
+  return run;
+}
+
+void ExpectGuestPassed(const ClusterRun& r, const std::string& line) {
+  INFO("node 0 stderr: " << r.boot.err);
+  for (const ProcessResult& m : r.memory_nodes) INFO("memory node stderr: " << m.err);
+  INFO("serial: " << r.serial);
+  CHECK_FALSE(r.boot.timed_out);
+  CHECK(r.serial.find(line) != std::string::npos);
+  CHECK(r.serial.find("amalgam-guest: exit 0") != std::string::npos);
+  CHECK(r.boot.exit_code == 1);  // debug-exit 0
+  for (const ProcessResult& m : r.memory_nodes) {
+    CHECK_FALSE(m.timed_out);
+    CHECK(m.exit_code == 0);  // node 0 said Leave
+    CHECK(m.err.find("amalgam: node ") != std::string::npos);
+  }
+  for (size_t i = 0; i < r.metrics.size(); ++i) {
+    INFO("node " << i);
+    CHECK(r.metrics[i].count("errors") == 0);
+    // Every node with a share served pages it homes.
+    if (Get(r.metrics[i], "home_pages") > 0) CHECK(Get(r.metrics[i], "home_PageRequest") > 0);
+  }
+  for (size_t i = 1; i < r.metrics.size(); ++i) {
+    INFO("node " << i);
+    CHECK(Get(r.metrics[i], "sent_msgs_PageGrant") > 0);
+    CHECK(Get(r.metrics[i], "sent_msgs_PageGrant") == Get(r.metrics[i], "home_PageRequest"));
+  }
+  CHECK(Get(r.metrics[0], "faults_remote_home") > 0);
+}
+
+TEST_CASE("2 nodes: memtouch over 48 of 64 MiB, 3/4 of the RAM homed on node 1") {
+  ClusterRun r = RunCluster(2, "64M", "0=16M,1=48M", {"--cmdline", "memtouch mib=48"});
+  ExpectGuestPassed(r, "memtouch: ok mib=48 pages=12288");
+  CHECK(Get(r.metrics[0], "home_PageRequest") > 0);
+  CHECK(Get(r.metrics[1], "home_pages") == 12288);
+  CHECK(Get(r.metrics[0], "sent_msgs_Seed") == 0);  // the image sits in node 0's share
+}
+
+TEST_CASE("3 nodes: memtouch over 48 of 64 MiB split 8/28/28") {
+  ClusterRun r = RunCluster(3, "64M", "0=8M,1=28M,2=28M", {"--cmdline", "memtouch mib=48"});
+  ExpectGuestPassed(r, "memtouch: ok mib=48 pages=12288");
+  CHECK(r.boot.err.find("amalgam: node 0: ") != std::string::npos);  // the summary line
+}
+
+TEST_CASE("node 0 holds at most --local-memory: it evicts to the homes and memtouch verifies") {
+  ClusterRun r =
+      RunCluster(2, "64M", "0=32M,1=32M", {"--cmdline", "memtouch mib=40", "--local-memory", "8M"});
+  ExpectGuestPassed(r, "memtouch: ok mib=40 pages=10240");
+  CHECK(Get(r.metrics[0], "evictions_modified") > 0);
+  CHECK(Get(r.metrics[1], "home_Writeback") > 0);  // evicted pages came home with their data
+  CHECK(Get(r.metrics[0], "cache_pages_M") + Get(r.metrics[0], "cache_pages_S") <= 2048 + 64);
+}
+
+TEST_CASE("smp on 2 vCPUs: the shared counter is exact while pages are evicted and refetched") {
+  ClusterRun r =
+      RunCluster(2, "32M", "0=0,1=32M",
+                 {"--cmdline", "smp cpus=2 iters=20000", "--vcpus", "2", "--local-memory", "64K"});
+  ExpectGuestPassed(r, "smp: ok cpus=2 counter=40000");
+  CHECK(Get(r.metrics[0], "home_pages") == 0);  // every page lives on node 1
+  CHECK(Get(r.metrics[0], "evictions_modified") + Get(r.metrics[0], "evictions_shared") > 0);
+}
+
+TEST_CASE("node 0 names the peer that never came") {
+  std::string key = TempPath("cluster.key");
+  {
+    std::ofstream k(key, std::ios::trunc);
+    k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+  }
+  std::string peers =
+      "0=127.0.0.1:" + std::to_string(FreePort()) + ",1=127.0.0.1:" + std::to_string(FreePort());
+  ProcessResult r = RunProcess({Amalgam(), "--node-id", "0", "--peers", peers, "--cluster-key", key,
+                                "--memory", "32M", "--kernel", Guest(), "--peer-timeout", "1"});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("node 1 (127.0.0.1:") != std::string::npos);
+  CHECK(r.err.find("did not connect") != std::string::npos);
+
+  ProcessResult nokey = RunProcess(
+      {Amalgam(), "--node-id", "0", "--peers", peers, "--memory", "32M", "--kernel", Guest()});
+  CHECK(nokey.exit_code == 2);
+  CHECK(nokey.err.find("--cluster-key") != std::string::npos);
+
+  ProcessResult sum = RunProcess({Amalgam(), "--node-id", "1", "--peers", peers, "--cluster-key",
+                                  key, "--memory", "32M", "--node-memory", "0=8M,1=8M"});
+  CHECK(sum.exit_code == 2);
+  CHECK(sum.err.find("sum to 16 MiB") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace amalgam::vmm
