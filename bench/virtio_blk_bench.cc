@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -26,43 +25,42 @@ double Median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// Seconds for one boot of the `amalgam` binary, or a negative value when the guest did not
-// report `want`. Same disk (read-only), same RAM as the QEMU run.
-double RunAmalgam(const std::string& amalgam, const std::string& guest, const std::string& disk,
-                  const std::string& cmdline, const std::string& want, const std::string& log) {
-  const std::string cmd = amalgam + " --kernel " + guest + " --memory 256M --disk " + disk +
-                          ",ro --cmdline '" + cmdline + "' > " + log + " 2>&1 < /dev/null";
+// Runs `cmd` (stdout and stderr to `log`) and returns its seconds, or a negative value when
+// `log` does not contain `want`.
+double TimeRun(const char* who, const std::string& cmd, const std::string& cmdline,
+               const std::string& want, const std::string& log) {
   const auto t0 = Clock::now();
-  (void)system(cmd.c_str());
+  (void)system((cmd + " > " + log + " 2>&1 < /dev/null").c_str());
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::ifstream f(log);
   std::string out((std::istreambuf_iterator<char>(f)), {});
   if (out.find(want) == std::string::npos) {
-    fprintf(stderr, "amalgam [%s] failed:\n%s\n", cmdline.c_str(), out.c_str());
+    fprintf(stderr, "%s [%s] failed:\n%s\n", who, cmdline.c_str(), out.c_str());
     return -1;
   }
   return s;
 }
 
+// Seconds for one boot of the `amalgam` binary, or a negative value when the guest did not
+// report `want`. Same disk (read-only), same RAM as the QEMU run.
+double RunAmalgam(const std::string& amalgam, const std::string& guest, const std::string& disk,
+                  const std::string& cmdline, const std::string& want, const std::string& log) {
+  return TimeRun("amalgam",
+                 amalgam + " --kernel " + guest + " --memory 256M --disk " + disk +
+                     ",ro --cmdline '" + cmdline + "'",
+                 cmdline, want, log);
+}
+
 double RunQemu(const std::string& qemu, const std::string& guest, const std::string& disk,
                const std::string& cmdline, const std::string& want, const std::string& log) {
-  const std::string cmd =
+  return TimeRun(
+      "qemu",
       qemu + " -M microvm,acpi=off -enable-kvm -cpu host,-arch-capabilities -m 256" +
-      " -nodefaults -no-user-config -nographic -no-reboot -serial stdio" +
-      " -device isa-debug-exit,iobase=0xf4,iosize=0x04 -global virtio-mmio.force-legacy=false" +
-      " -drive id=d0,file=" + disk + ",format=raw,if=none,readonly=on,cache=writeback" +
-      " -device virtio-blk-device,drive=d0 -kernel " + guest + " -append '" + cmdline + "' > " +
-      log + " 2>&1 < /dev/null";
-  const auto t0 = Clock::now();
-  (void)system(cmd.c_str());
-  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::ifstream f(log);
-  std::string out((std::istreambuf_iterator<char>(f)), {});
-  if (out.find(want) == std::string::npos) {
-    fprintf(stderr, "qemu [%s] failed:\n%s\n", cmdline.c_str(), out.c_str());
-    return -1;
-  }
-  return s;
+          " -nodefaults -no-user-config -nographic -no-reboot -serial stdio" +
+          " -device isa-debug-exit,iobase=0xf4,iosize=0x04 -global virtio-mmio.force-legacy=false" +
+          " -drive id=d0,file=" + disk + ",format=raw,if=none,readonly=on,cache=writeback" +
+          " -device virtio-blk-device,drive=d0 -kernel " + guest + " -append '" + cmdline + "'",
+      cmdline, want, log);
 }
 
 }  // namespace

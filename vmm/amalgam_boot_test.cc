@@ -59,6 +59,16 @@ void ExpectPassed(const ProcessResult& r, const std::string& serial) {
   CHECK(r.exit_code == 1);  // debug-exit 0 -> (0 << 1) | 1
 }
 
+// Boots a workload that must pass and print `line`; returns the serial output.
+std::string BootExpecting(const std::string& cmdline, const std::string& memory, int vcpus,
+                          const std::string& line) {
+  std::string serial;
+  ProcessResult r = BootGuest(cmdline, memory, vcpus, &serial);
+  ExpectPassed(r, serial);
+  CHECK(HasLine(serial, line));
+  return serial;
+}
+
 TEST_CASE("boot: hello prints its greeting on stdout by default") {
   ProcessResult r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", "hello"});
   ExpectPassed(r, r.out);
@@ -67,10 +77,7 @@ TEST_CASE("boot: hello prints its greeting on stdout by default") {
 }
 
 TEST_CASE("boot: memtouch writes and verifies guest RAM in ring 3") {
-  std::string serial;
-  ProcessResult r = BootGuest("memtouch mib=32", "128M", 1, &serial);
-  ExpectPassed(r, serial);
-  CHECK(HasLine(serial, "memtouch: ok mib=32 pages=8192"));
+  BootExpecting("memtouch mib=32", "128M", 1, "memtouch: ok mib=32 pages=8192");
 }
 
 TEST_CASE("boot: memtouch asking for more than the memmap offers fails inside the guest") {
@@ -83,15 +90,11 @@ TEST_CASE("boot: memtouch asking for more than the memmap offers fails inside th
 }
 
 TEST_CASE("boot: compute gives its deterministic checksum") {
-  std::string serial;
-  ProcessResult r = BootGuest("compute mib=16", "64M", 1, &serial);
-  ExpectPassed(r, serial);
   // The same value QEMU's run pins (guest/qemu_boot_test.sh, guest/compute_test.cc).
-  CHECK(HasLine(serial, "compute: ok mib=16 checksum=0xdd78d5100543c95e"));
+  const std::string want = "compute: ok mib=16 checksum=0xdd78d5100543c95e";
+  std::string serial = BootExpecting("compute mib=16", "64M", 1, want);
   // Same result on a second boot with more RAM and vCPUs.
-  std::string again;
-  ProcessResult r2 = BootGuest("compute mib=16", "256M", 2, &again);
-  ExpectPassed(r2, again);
+  std::string again = BootExpecting("compute mib=16", "256M", 2, want);
   auto checksum = [](const std::string& s) {
     size_t at = s.find("compute: ok");
     return at == std::string::npos ? std::string() : s.substr(at, s.find('\n', at) - at);
@@ -100,17 +103,11 @@ TEST_CASE("boot: compute gives its deterministic checksum") {
 }
 
 TEST_CASE("boot: smp with one vCPU") {
-  std::string serial;
-  ProcessResult r = BootGuest("smp cpus=1 iters=10000", "64M", 1, &serial);
-  ExpectPassed(r, serial);
-  CHECK(HasLine(serial, "smp: ok cpus=1 counter=10000"));
+  BootExpecting("smp cpus=1 iters=10000", "64M", 1, "smp: ok cpus=1 counter=10000");
 }
 
 TEST_CASE("boot: smp with two vCPUs (INIT-SIPI-SIPI through the in-kernel LAPIC)") {
-  std::string serial;
-  ProcessResult r = BootGuest("smp cpus=2 iters=100000", "64M", 2, &serial);
-  ExpectPassed(r, serial);
-  CHECK(HasLine(serial, "smp: ok cpus=2 counter=200000"));
+  BootExpecting("smp cpus=2 iters=100000", "64M", 2, "smp: ok cpus=2 counter=200000");
 }
 
 TEST_CASE("boot: --disk and --rng attach virtio devices the guest finds on its command line") {
