@@ -187,6 +187,12 @@ DpdkPort::~DpdkPort() {
   if (!server_socket_.empty()) unlink(server_socket_.c_str());
 }
 
+void DpdkPort::Stop() {
+  if (!have_port_ || !started_) return;
+  rte_eth_dev_stop(port_);
+  started_ = false;
+}
+
 bool DpdkPort::LinkUp() const {
   rte_eth_link link;
   std::memset(&link, 0, sizeof(link));

@@ -70,6 +70,8 @@ class DpdkPort {
   // Largest frame (Ethernet header included) the PMD accepts.
   uint32_t max_frame() const { return max_frame_; }
   bool LinkUp() const;
+  // Stops the port (memif: disconnects from the peer) without detaching it. Idempotent.
+  void Stop();
 
   uint16_t RxBurst(rte_mbuf** mbufs, uint16_t n);
   // Returns how many the PMD took; the caller still owns (and must free or retry) the rest.
