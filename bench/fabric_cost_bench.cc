@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fabric/frame.h"
 #include "fabric/message.h"
@@ -164,8 +165,17 @@ void BodyCosts(const std::vector<uint8_t>& frame) {
   const auto* words = reinterpret_cast<const capnp::word*>(frame.data() + fab::kFrameHeaderSize);
   kj::ArrayPtr<const capnp::word> body(words, h.body_len / 8);
   constexpr int kIters = 4000;
-  Line("build: MallocMessageBuilder + PageGrant + FlatMessage", NsPerOp(kIters, [&] {
+  Line("build: MallocMessageBuilder() (default 8 KiB segment) + PageGrant + FlatMessage",
+       NsPerOp(kIters, [&] {
          capnp::MallocMessageBuilder b;
+         auto g = b.initRoot<fab::schema::Message>().initPageGrant();
+         g.setPage(42);
+         g.setHasData(true);
+         fab::FlatMessage flat(b);
+         g_sink = flat.bytes()[0];
+       }));
+  Line("build: the same with kMessageFirstSegmentWords (512 bytes)", NsPerOp(kIters, [&] {
+         capnp::MallocMessageBuilder b(fab::kMessageFirstSegmentWords);
          auto g = b.initRoot<fab::schema::Message>().initPageGrant();
          g.setPage(42);
          g.setHasData(true);
@@ -225,6 +235,24 @@ void CopyAndSyscallCosts(const std::vector<uint8_t>& frame) {
   ::close(sv[1]);
 }
 
+// absl::Mutex, which every queue and link lock is: Debian's Abseil is built with its debug-mode
+// deadlock detection on (a lock graph updated on every Lock), so the cost depends on that mode.
+void MutexCosts() {
+  std::printf("Locks (absl::Mutex, uncontended Lock + Unlock):\n");
+  absl::Mutex mu;
+  Line("deadlock detection as the library default", NsPerOp(200000, [&] {
+         mu.Lock();
+         mu.Unlock();
+       }));
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  absl::Mutex mu2;
+  Line("deadlock detection off (absl::SetMutexDeadlockDetectionMode kIgnore)", NsPerOp(200000, [&] {
+         mu2.Lock();
+         mu2.Unlock();
+       }));
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kAbort);
+}
+
 // One message handed across threads through ReceiveQueue and back (a thread ping-pong), against
 // Push + TryPop on one thread: the cost a receive thread adds when the consumer waits elsewhere.
 void HandOffCosts(const std::vector<uint8_t>& frame) {
@@ -271,6 +299,7 @@ int Main() {
   BodyCosts(page_frame);
   CopyAndSyscallCosts(page_frame);
   HandOffCosts(page_frame);
+  MutexCosts();
   return 0;
 }
 
