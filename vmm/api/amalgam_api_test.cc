@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -44,12 +45,14 @@ struct TempDir {
   std::string path;
 };
 
-// `amalgam ARGS` in the background, stdout/stderr to files; SIGKILLed if still alive at the end.
-class Amalgam {
+// A runfile binary (default: amalgam) running in the background, stdout/stderr to files in
+// `dir`; SIGKILLed if still alive at the end.
+class Child {
  public:
-  Amalgam(const std::string& dir, const std::vector<std::string>& args)
-      : out_(dir + "/amalgam.out"), err_(dir + "/amalgam.err") {
-    const std::string bin = Runfile("vmm/amalgam");
+  Child(const std::string& dir, const std::vector<std::string>& args,
+        const std::string& binary = "vmm/amalgam", const std::string& name = "amalgam")
+      : out_(dir + "/" + name + ".out"), err_(dir + "/" + name + ".err") {
+    const std::string bin = Runfile(binary);
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
@@ -63,7 +66,7 @@ class Amalgam {
       _exit(127);
     }
   }
-  ~Amalgam() {
+  ~Child() {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
@@ -127,7 +130,7 @@ TEST_CASE("API mode: a created VM's virtio-blk works; serial output defaults to 
       R"({"vcpus": 2, "memory_mib": 128, "boot": {"kernel": ")" + Runfile("guest/test_guest.elf") +
           R"(", "cmdline": "blk mib=2 cpus=2"}, "devices": [{"id": "rootfs", "block": {"path": ")" +
           disk + R"("}}]})");
-  Amalgam vm(dir.path, {"--api-socket", sock});
+  Child vm(dir.path, {"--api-socket", sock});
   REQUIRE(vm.Until([&] { return Exists(sock); }));
   ProcessResult r = Ctl({"--socket", sock, "create", "--config", dir.path + "/vm.json"});
   INFO(r.out << r.err);
@@ -163,7 +166,7 @@ TEST_CASE("API mode: rng device, initrd and CPU template from a --config file") 
                 Runfile("guest/test_guest.elf") + R"(", "initrd": ")" + dir.path +
                 R"(/initrd.img", "cmdline": "rng"}, "serial_output": ")" + dir.path +
                 R"(/serial.log", "devices": [{"id": "entropy", "rng": {}}]})");
-  Amalgam vm(dir.path, {"--api-socket", sock, "--config", dir.path + "/vm.json"});
+  Child vm(dir.path, {"--api-socket", sock, "--config", dir.path + "/vm.json"});
   const int status = vm.Wait();
   const std::string serial = ReadFile(dir.path + "/serial.log");
   INFO("serial:\n" << serial << "\nstderr:\n" << vm.err());
@@ -205,7 +208,7 @@ TEST_CASE("API mode over TCP: TLS with a test-time certificate; plaintext is ref
   CHECK(plain.err.find("TLS") != std::string::npos);
 
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
-  Amalgam vm(dir.path, {"--api-tcp", address, "--api-tls-cert", cert, "--api-tls-key", key});
+  Child vm(dir.path, {"--api-tcp", address, "--api-tls-cert", cert, "--api-tls-key", key});
   REQUIRE(vm.Until([&] { return vm.err().find("control API on") != std::string::npos; }));
   INFO("stderr: " << vm.err());
 
@@ -236,6 +239,79 @@ TEST_CASE("API mode over TCP: TLS with a test-time certificate; plaintext is ref
   vm.Signal(SIGTERM);
   CHECK(vm.Wait() == 0);
   CHECK(vm.err().find("stopped: received signal SIGTERM") != std::string::npos);
+}
+
+TEST_CASE("API mode, bad input through the binary: clear one-line errors, exit 2, no socket") {
+  TempDir dir;
+  const std::string sock = dir.path + "/api.sock", config = dir.path + "/vm.json";
+  const std::string kernel = Runfile("guest/test_guest.elf");
+  auto expect_usage_error = [&](const std::string& json, const std::string& words) {
+    WriteFile(config, json);
+    ProcessResult r =
+        RunProcess({Runfile("vmm/amalgam"), "--api-socket", sock, "--config", config});
+    INFO(json << "\n" << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(words) != std::string::npos);
+    CHECK(r.err.find(config) != std::string::npos);  // names the file
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_FALSE(Exists(sock));  // checked before the socket appears
+  };
+  expect_usage_error(R"({"vcpus": 1,)", "");                            // malformed JSON
+  expect_usage_error(R"({"vcpus": 1, "memory_mb": 64})", "memory_mb");  // unknown field
+  expect_usage_error(R"({"vcpus": 0, "memory_mib": 64, "boot": {"kernel": ")" + kernel + R"("}})",
+                     "\"vcpus\"");  // impossible value
+  expect_usage_error(R"({"vcpus": 1, "memory_mib": 64, "boot": {"kernel": ")" + kernel +
+                         R"("}, "devices": [{"id": "d", "block": {"path": "/no/such.img"}}]})",
+                     "/no/such.img");  // a device the host cannot open
+
+  // A socket path taken by a regular file: refused, and the file is left alone.
+  WriteFile(sock, "precious");
+  ProcessResult r = RunProcess({Runfile("vmm/amalgam"), "--api-socket", sock});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find(sock) != std::string::npos);
+  CHECK(ReadFile(sock) == "precious");
+  unlink(sock.c_str());
+
+  // A socket another amalgam serves: refused; the first keeps serving.
+  Child first(dir.path, {"--api-socket", sock});
+  REQUIRE(first.Until([&] { return Exists(sock); }));
+  r = RunProcess({Runfile("vmm/amalgam"), "--api-socket", sock});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("in use") != std::string::npos);
+  CHECK(Ctl({"--socket", sock, "info"}).exit_code == 0);
+}
+
+TEST_CASE("API mode: wrong-state calls and a client killed mid-call, against the binary") {
+  TempDir dir;
+  const std::string sock = dir.path + "/api.sock";
+  WriteFile(dir.path + "/vm.json", R"({"vcpus": 1, "memory_mib": 64, "boot": {"kernel": ")" +
+                                       Runfile("guest/test_guest.elf") +
+                                       R"(", "cmdline": "smp cpus=1 iters=1000000000"}})");
+  Child vm(dir.path, {"--api-socket", sock});
+  REQUIRE(vm.Until([&] { return Exists(sock); }));
+  ProcessResult r = Ctl({"--socket", sock, "pause"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("FAILED_PRECONDITION") != std::string::npos);
+  REQUIRE(Ctl({"--socket", sock, "create", "--config", dir.path + "/vm.json"}).exit_code == 0);
+  REQUIRE(Ctl({"--socket", sock, "start"}).exit_code == 0);
+  r = Ctl({"--socket", sock, "start"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("FAILED_PRECONDITION") != std::string::npos);
+
+  // amalgamctl wait blocks (the guest spins for a long time); kill it mid-call.
+  {
+    Child waiter(dir.path, {"--socket", sock, "wait"}, "vmm/api/amalgamctl", "waiter");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }  // SIGKILLed here
+  r = Ctl({"--socket", sock, "--json", "metrics"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("amalgam_vcpu_exits_total") != std::string::npos);
+  REQUIRE(Ctl({"--socket", sock, "pause"}).exit_code == 0);
+  REQUIRE(Ctl({"--socket", sock, "resume"}).exit_code == 0);
+  r = Ctl({"--socket", sock, "stop"});
+  CHECK(r.exit_code == 0);
+  CHECK(vm.Wait() == 0);                                              // stopped through the API
+  CHECK(vm.out().find("amalgam-guest: ready") != std::string::npos);  // serial on stdout
 }
 
 }  // namespace

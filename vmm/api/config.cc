@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -159,8 +160,12 @@ absl::StatusOr<v1::VmConfig> ParseVmConfigJson(absl::string_view json) {
   auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), &config, options);
   if (!status.ok()) {
+    // protobuf's message may span lines (it draws a caret under the JSON); errors are one line.
+    std::string why(status.message());
+    why = absl::StrReplaceAll(why, {{"\n", " "}, {"\r", " "}});
+    while (!why.empty() && why.back() == ' ') why.pop_back();
     return absl::InvalidArgumentError(
-        absl::StrCat("config is not a valid VmConfig in JSON: ", std::string(status.message()),
+        absl::StrCat("config is not a valid VmConfig in JSON: ", why,
                      " (field names are those of VmConfig in vmm/api/amalgam.proto, in "
                      "snake_case or lowerCamelCase)"));
   }

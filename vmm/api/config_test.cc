@@ -83,6 +83,7 @@ TEST_CASE("malformed JSON is rejected") {
     REQUIRE_FALSE(c.ok());
     CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(c.status().message().find("VmConfig") != absl::string_view::npos);
+    CHECK(c.status().message().find('\n') == absl::string_view::npos);  // one line
   }
 }
 
