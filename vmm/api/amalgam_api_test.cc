@@ -23,27 +23,19 @@
 #include <vector>
 
 #include "vmm/api/amalgam.grpc.pb.h"
+#include "vmm/api/temp_dir_testutil.h"
 #include "vmm/run_process_testutil.h"
 
 namespace amalgam::vmm {
 namespace {
+
+using api::testing::TempDir;
 
 std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << std::ifstream(path).rdbuf();
   return s.str();
 }
-
-struct TempDir {
-  TempDir() {
-    // Short: a Unix socket path must fit in sun_path (TEST_TMPDIR is too deep).
-    char tmpl[] = "/tmp/amalgam-apibin-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-  std::string path;
-};
 
 // A runfile binary (default: amalgam) running in the background, stdout/stderr to files in
 // `dir`; SIGKILLed if still alive at the end.

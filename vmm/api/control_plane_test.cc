@@ -11,19 +11,12 @@
 #include <thread>
 
 #include "vmm/api/amalgam.grpc.pb.h"
+#include "vmm/api/temp_dir_testutil.h"
 
 namespace amalgam::vmm::api {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/amalgam-cp-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-  std::string path;
-};
+using testing::TempDir;
 
 std::string WriteConfig(const TempDir& dir, const std::string& cmdline) {
   const std::string path = dir.path + "/vm.json";

@@ -16,19 +16,9 @@
 #include "vmm/api/amalgam.grpc.pb.h"
 #include "vmm/api/fake_backend.h"
 #include "vmm/api/server.h"
+#include "vmm/api/temp_dir_testutil.h"
 
 namespace amalgam::vmm::api::testing {
-
-// Unix socket paths are limited to 107 bytes; Bazel's TEST_TMPDIR can be longer.
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/amalgam-api-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-  std::string path;
-};
 
 inline v1::VmConfig GoodConfig(const std::string& dir) {
   std::ofstream(dir + "/kernel") << "x";

@@ -20,9 +20,12 @@
 #include "vmm/api/format.h"
 #include "vmm/api/machine_backend.h"
 #include "vmm/api/server.h"
+#include "vmm/api/temp_dir_testutil.h"
 
 namespace amalgam::vmm::api {
 namespace {
+
+using testing::TempDir;
 
 constexpr char kGuest[] = "guest/test_guest.elf";
 
@@ -53,16 +56,6 @@ uint64_t GuestSymbol(const std::string& name) {
   FAIL("symbol " << name << " not in " << kGuest);
   return 0;
 }
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/amalgam-e2e-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-  std::string path;
-};
 
 struct RealVm {
   RealVm() {
