@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -183,6 +184,8 @@ int Run(int argc, char** argv) {
         node::ClusterNode::Join(*cluster, cfg->memory_bytes, &m->memory());
     if (!joined.ok()) return Fail(amalgam::vmm::kExitUsage, joined.status());
     cluster_node = std::move(*joined);
+    // A lost peer holds pages the guest needs: stop the guest and say which node (status 8).
+    cluster_node->OnPeerLost([m](const std::string& why) { m->Stop("lost cluster " + why); });
   }
 
   std::atomic<bool> done{false};
@@ -203,7 +206,13 @@ int Run(int argc, char** argv) {
   } else {
     outcome = m->Wait();
   }
-  if (cluster_node) cluster_node->Finish(outcome.detail);  // every vCPU has stopped
+  if (cluster_node) {
+    std::optional<std::string> lost = cluster_node->lost_reason();
+    if (lost.has_value() && outcome.kind == ExitKind::kStopped) {
+      outcome = ExitOutcome::Of(ExitKind::kVmmError, "lost cluster " + *lost);
+    }
+    cluster_node->Finish(outcome.detail);  // every vCPU has stopped
+  }
   done.store(true);
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();

@@ -5,6 +5,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "fabric/dpdk/memif_cluster.h"
 #include "memory/guest_memory.h"
 #include "vmm/config/vm_config.h"
 
@@ -136,9 +138,16 @@ absl::StatusOr<ClusterFlags> ExtractClusterFlags(std::vector<std::string>* args)
   }
   if (given.count("fabric")) {
     f.fabric = given["fabric"];
-    if (f.fabric != "tcp") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--fabric: unknown transport '", f.fabric, "' (known: tcp)"));
+    absl::string_view spec = f.fabric;
+    if (absl::ConsumePrefix(&spec, "dpdk-memif") && (spec.empty() || spec[0] == ':')) {
+      absl::ConsumePrefix(&spec, ":");
+      if (absl::StatusOr<fabric::MemifClusterOptions> mo = fabric::ParseMemifClusterSpec(spec);
+          !mo.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--fabric: ", mo.status().message()));
+      }
+    } else if (f.fabric != "tcp") {
+      return absl::InvalidArgumentError(absl::StrCat("--fabric: unknown transport '", f.fabric,
+                                                     "' (known: tcp, dpdk-memif[:SPEC])"));
     }
   }
   f.metrics_out = given.count("metrics-out") ? given["metrics-out"] : "";
@@ -219,13 +228,17 @@ cluster mode (one guest across several amalgam processes/machines):
                       --memory (default: an even split)
   --local-memory SIZE how much guest RAM node 0 may hold resident; beyond it, it evicts pages
                       to their homes (default: no limit)
-  --fabric NAME       node-to-node transport: tcp (default)
+  --fabric NAME       node-to-node transport: tcp (default), or dpdk-memif[:SPEC] for nodes on
+                      one host (a DPDK memif pair per node pair; --peers then only names the
+                      members), SPEC e.g. dir=/run/amalgam-c1,mtu=9000 (fabric/README_dpdk.md)
   --metrics-out FILE  write this node's counters ("name value" lines) when it exits
   --peer-timeout SEC  how long node 0 waits for every peer before the guest starts, and a
                       memory node for node 0 (default 30)
   Node 0's exit status is the guest's (below); a missing peer is status 2. Memory nodes exit 0
   when node 0 leaves (or on SIGINT/SIGTERM), 8 when node 0 never came or went away without
-  leaving (link down 3 s). Each node prints one summary line on stderr.
+  leaving (link down 3 s). Every node sends heartbeats; node 0 stops the guest with status 8
+  and "lost cluster node N: ..." when a peer is silent for 2 s or its link closed.
+  Each node prints one summary line on stderr.
 )";
 }
 

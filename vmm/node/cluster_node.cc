@@ -8,8 +8,11 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "fabric/cluster_key.h"
+#include "fabric/dpdk/memif_cluster.h"
 #include "fabric/tcp_transport.h"
 #include "vmm/config/vm_config.h"
 #include "vmm/exit_outcome.h"
@@ -30,12 +33,44 @@ uint64_t SumPrefix(const std::map<std::string, uint64_t>& m, const std::string& 
   return s;
 }
 
+// --fabric dpdk-memif[:SPEC]: a memif pair per node pair on this host
+// (fabric/dpdk/memif_cluster.h). Opening the ports waits for each peer process in turn, so every
+// node waits here.
+absl::StatusOr<std::unique_ptr<fabric::Transport>> MakeMemifTransport(const ClusterFlags& flags,
+                                                                      const fabric::FrameKey& key) {
+  absl::string_view spec = flags.fabric;
+  absl::ConsumePrefix(&spec, "dpdk-memif");
+  absl::ConsumePrefix(&spec, ":");
+  absl::StatusOr<fabric::MemifClusterOptions> mo = fabric::ParseMemifClusterSpec(spec);
+  if (!mo.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--fabric: ", mo.status().message()));
+  if (!absl::StrContains(spec, "link_timeout_s=")) mo->link_timeout = flags.peer_timeout;
+  std::vector<fabric::NodeId> ids;
+  for (const auto& [id, address] : flags.peers) ids.push_back(id);
+  auto t = fabric::MakeDpdkMemifTransport(flags.node_id, ids, key, *mo);
+  if (!t.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--fabric ", flags.fabric, ": ", t.status().message(),
+                     " (start every node with the same --peers, --cluster-key and --fabric)"));
+  }
+  for (fabric::NodeId id : ids) {
+    if (id == flags.node_id) continue;
+    if (absl::Status s = (*t)->WaitForPeer(id, flags.peer_timeout); !s.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", id, " did not answer over ", flags.fabric, ": ", s.message()));
+    }
+  }
+  return std::unique_ptr<fabric::Transport>(std::move(*t));
+}
+
 absl::StatusOr<std::unique_ptr<fabric::Transport>> MakeTransport(const ClusterFlags& flags) {
   absl::StatusOr<fabric::FrameKey> key = fabric::FrameKey::FromFile(flags.cluster_key_file);
   if (!key.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--cluster-key ", flags.cluster_key_file, ": ", key.status().message()));
   }
+  absl::string_view memif_spec = flags.fabric;
+  if (absl::ConsumePrefix(&memif_spec, "dpdk-memif")) return MakeMemifTransport(flags, *key);
   fabric::TcpTransportOptions o;
   o.self = flags.node_id;
   o.listen_address = flags.peers.at(flags.node_id);
@@ -98,7 +133,25 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterFlag
   o.memory = memory;
   o.local_capacity_pages = flags.local_memory_bytes / 4096;
   ClusterNode* raw = node.get();
+  std::vector<fabric::NodeId> peer_ids;
+  for (const auto& [id, address] : flags.peers) peer_ids.push_back(id);
+  fabric::LivenessOptions lo;
+  lo.startup_timeout = flags.peer_timeout;
+  node->liveness_ = std::make_unique<fabric::PeerLivenessMonitor>(
+      node->transport_.get(), peer_ids, lo, [raw](const fabric::PeerLoss& loss) {
+        std::function<void(const std::string&)> notify;
+        {
+          absl::MutexLock l(&raw->lost_mu_);
+          if (raw->lost_.has_value()) return;
+          raw->lost_ = loss.reason;
+          notify = raw->on_lost_;
+        }
+        std::fprintf(stderr, "amalgam: node %u: lost cluster %s\n", raw->flags_.node_id,
+                     loss.reason.c_str());
+        if (notify) notify(loss.reason);
+      });
   o.on_other_message = [raw](fabric::ReceivedMessage m) {
+    if (raw->liveness_->Observe(m)) return;  // a Heartbeat
     if (m.type() == fabric::schema::Message::LEAVE && m.source() == 0 &&
         !raw->left_.HasBeenNotified()) {
       raw->left_.Notify();
@@ -111,12 +164,29 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterFlag
     if (absl::Status s = node->runtime_->SeedFromGuestMemory(); !s.ok()) return s;
   }
   if (absl::Status s = node->runtime_->Start(); !s.ok()) return s;
+  node->liveness_->Start();
   return node;
+}
+
+void ClusterNode::OnPeerLost(std::function<void(const std::string& reason)> on_lost) {
+  std::optional<std::string> already;
+  {
+    absl::MutexLock l(&lost_mu_);
+    on_lost_ = on_lost;
+    already = lost_;
+  }
+  if (already.has_value() && on_lost) on_lost(*already);
+}
+
+std::optional<std::string> ClusterNode::lost_reason() const {
+  absl::MutexLock l(&lost_mu_);
+  return lost_;
 }
 
 ClusterNode::~ClusterNode() { Stop(); }
 
 bool ClusterNode::LinkUp(directory::NodeId peer) const {
+  if (liveness_ != nullptr && liveness_->IsLost(peer)) return false;
   return tcp_ == nullptr || tcp_->WaitForPeer(peer, absl::ZeroDuration()).ok();
 }
 
@@ -135,10 +205,23 @@ void ClusterNode::Finish(const std::string& reason) {
 void ClusterNode::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (liveness_ != nullptr) liveness_->Stop();
   if (runtime_ == nullptr) return;
   runtime_->Stop();
   std::map<std::string, uint64_t> m = runtime_->Metrics();
-  if (transport_ != nullptr) transport_->Close();
+  if (transport_ != nullptr) {
+    // The fabric's own view: links made and lost, frames dropped (forged, replayed, ...).
+    fabric::TransportStats ts = transport_->GetStats();
+    m["fabric_connects"] = ts.connects;
+    m["fabric_disconnects"] = ts.disconnects;
+    for (int r = 0; r < fabric::kDropReasonCount; ++r) {
+      const auto reason = static_cast<fabric::DropReason>(r);
+      if (ts.drops.Get(reason) > 0) {
+        m[absl::StrCat("fabric_drops_", fabric::DropReasonName(reason))] = ts.drops.Get(reason);
+      }
+    }
+    transport_->Close();
+  }
   if (!flags_.metrics_out.empty()) {
     std::ofstream out(flags_.metrics_out, std::ios::trunc);
     out << FormatMetrics(m);

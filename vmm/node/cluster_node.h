@@ -8,14 +8,19 @@
 #ifndef AMALGAM_VMM_NODE_CLUSTER_NODE_H_
 #define AMALGAM_VMM_NODE_CLUSTER_NODE_H_
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "directory/home_map.h"
+#include "fabric/peer_liveness.h"
 #include "fabric/tcp_transport.h"
 #include "fabric/transport.h"
 #include "memory/guest_memory.h"
@@ -45,8 +50,15 @@ class ClusterNode {
     return left_.WaitForNotificationWithTimeout(timeout);
   }
 
-  // Whether the fabric link to `peer` is up right now.
+  // Whether the fabric link to `peer` is up right now (and the peer not declared lost).
   bool LinkUp(directory::NodeId peer) const;
+
+  // Every node runs a fabric::PeerLivenessMonitor (heartbeats; a peer silent for 2 s or whose
+  // link closed is lost). `on_lost` gets the first loss ("node 2: no frame for 2.0 s"), on the
+  // monitor's thread, or at once if one happened already. Node 0 stops the guest with it.
+  void OnPeerLost(std::function<void(const std::string& reason)> on_lost);
+  // The first loss, if any.
+  std::optional<std::string> lost_reason() const;
 
   NodeRuntime& runtime() { return *runtime_; }
   fabric::Transport& transport() { return *transport_; }
@@ -60,6 +72,10 @@ class ClusterNode {
   std::unique_ptr<fabric::Transport> transport_;
   fabric::TcpTransport* tcp_ = nullptr;  // transport_, when it is TCP
   std::unique_ptr<NodeRuntime> runtime_;
+  std::unique_ptr<fabric::PeerLivenessMonitor> liveness_;
+  mutable absl::Mutex lost_mu_;
+  std::optional<std::string> lost_ ABSL_GUARDED_BY(lost_mu_);
+  std::function<void(const std::string&)> on_lost_ ABSL_GUARDED_BY(lost_mu_);
   absl::Notification left_;
   bool stopped_ = false;
 };
