@@ -183,6 +183,32 @@ TEST_CASE("dpdk memif: a memory node killed mid-run stops the guest with an erro
   KillMidRun("dpdk-memif:dir=/tmp/amcf" + std::to_string(getpid()));
 }
 
+// The run the fault tests break, healthy: 3 nodes over DPDK memif, memtouch over all free RAM.
+TEST_CASE("dpdk memif: 3 nodes run memtouch over RAM homed on all of them; every node serves") {
+  Cluster c("dpdk-memif:dir=/tmp/amcg" + std::to_string(getpid()));
+  Proc n1(c.Args(1), c.Err(1));
+  Proc n2(c.Args(2), c.Err(2));
+  Proc n0(c.BootArgs({"--cmdline", "memtouch mib=60"}), c.Err(0));
+  bool n0_ended = n0.Wait(180);
+  bool n1_ended = n1.Wait(60), n2_ended = n2.Wait(60);
+  std::string serial = ReadTextFile(c.serial);
+  INFO("node 0 stderr: " << n0.err());
+  INFO("node 1 stderr: " << n1.err());
+  INFO("serial: " << serial);
+  REQUIRE(n0_ended);
+  CHECK(serial.find("memtouch: ok mib=60 pages=15360") != std::string::npos);
+  CHECK(n0.exit_code() == 1);  // debug-exit 0
+  CHECK((n1_ended && n1.exit_code() == 0));
+  CHECK((n2_ended && n2.exit_code() == 0));
+  for (int id = 0; id < 3; ++id) {
+    std::map<std::string, uint64_t> m = ReadMetrics(c.Metrics(id));
+    INFO("node " << id);
+    CHECK(m.count("errors") == 0);
+    CHECK(m["home_PageRequest"] > 0);
+    CHECK(m["fabric_drops_bad_mac"] == 0);
+  }
+}
+
 // Keeps connecting to every node's fabric port and sending what a process without the cluster
 // key can: Hellos MAC'd with another key, garbage, a truncated header.
 void Forge(const std::vector<int>& ports, std::atomic<bool>* stop, std::atomic<int>* sent) {
