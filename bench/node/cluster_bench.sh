@@ -2,21 +2,23 @@
 # Cluster slowdown: the test guest's `memtouch` and `compute` workloads on 1 node (plain amalgam)
 # vs 2 and 3 amalgam cluster nodes on this machine (processes on loopback, TCP fabric, guest RAM
 # split evenly over the nodes, node 0 runs the vCPU), and QEMU microvm on the same guest file.
+# Config "1c" is a cluster of one (node 0 alone: userfaultfd and the node runtime, no fabric).
 # Wall time = node 0 (or QEMU) process start to exit; memory nodes are started first and are not
-# timed. Configurations alternate within each run; prints min/median per cell and the ratio of
-# medians against 1 node. A run whose guest did not print `<workload>: ok` counts as failed.
+# timed. The workload covers nearly all guest RAM (--mib 240 of -m 256), so with N nodes about
+# (N-1)/N of its pages are homed remotely. Configurations alternate within each run; prints
+# median (min) per cell and the ratio of medians against 1 node. A run whose guest did not print `<workload>: ok` counts as failed.
 # Never asserts.
 #
 #   bazel run -c opt //bench/node:cluster_bench -- -n 3
-#   cluster_bench.sh [-n RUNS] [-m MEMORY_MIB] [--mib WORKLOAD_MIB] [--nodes "1 2 3"]
+#   cluster_bench.sh [-n RUNS] [-m MEMORY_MIB] [--mib WORKLOAD_MIB] [--nodes "1 1c 2 3"]
 #                    [--workloads "memtouch compute"] [--fabric tcp] [-t TIMEOUT_S] [-g GUEST.elf]
 #                    [--amalgam-bin PATH] [--no-qemu] [-o KEEP_DIR]
 set -uo pipefail
 
-runs=3 mem_mib=256 work_mib=128 nodes="1 2 3" workloads="memtouch compute" fabric=tcp
+runs=3 mem_mib=256 work_mib=240 nodes="1 1c 2 3" workloads="memtouch compute" fabric=tcp
 timeout_s=300 guest=${GUEST:-} amalgam_bin=${AMALGAM_BIN:-} no_qemu=0 keep_dir=""
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     -n) runs=$2; shift ;;
@@ -82,19 +84,20 @@ run_once() {
       </dev/null >"$log" 2>&1
     status=$?
     t1=$EPOCHREALTIME
-  elif ((cfg == 1)); then
+  elif [[ $cfg == 1 ]]; then
     t0=$EPOCHREALTIME
     timeout -k 5 "$timeout_s" "$amalgam_bin" --kernel "$guest" --cmdline "$cmdline" \
       --memory "${mem_mib}M" --vcpus 1 </dev/null >"$log" 2>&1
     status=$?
     t1=$EPOCHREALTIME
   else
-    for ((i = 0; i < cfg; i++)); do peers+="${peers:+,}$i=127.0.0.1:$((next_port + i))"; done
-    next_port=$((next_port + cfg))
+    local n=${cfg%c}
+    for ((i = 0; i < n; i++)); do peers+="${peers:+,}$i=127.0.0.1:$((next_port + i))"; done
+    next_port=$((next_port + n))
     ((next_port > 60000)) && next_port=20000
     local common=(--peers "$peers" --cluster-key "$dir/cluster.key" --memory "${mem_mib}M"
       --fabric "$fabric")
-    for ((i = 1; i < cfg; i++)); do
+    for ((i = 1; i < n; i++)); do
       timeout -k 5 "$timeout_s" "$amalgam_bin" --node-id "$i" "${common[@]}" \
         --metrics-out "$log.node$i.metrics" </dev/null >"$log.node$i" 2>&1 &
       pids+=($!)
@@ -105,12 +108,14 @@ run_once() {
     status=$?
     t1=$EPOCHREALTIME
     # Memory nodes leave when node 0 does; a node 0 that failed early may leave them waiting.
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "${pids[@]}" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "${pids[@]}" 2>/dev/null
-    for p in "${pids[@]}"; do wait "$p"; done
+    if ((${#pids[@]})); then
+      for ((i = 0; i < 100; i++)); do
+        kill -0 "${pids[@]}" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill "${pids[@]}" 2>/dev/null
+      for p in "${pids[@]}"; do wait "$p"; done
+    fi
   fi
   grep -q "^$workload: ok" "$log" && ok=1
   awk -v w="$workload" -v c="$cfg" -v r="$run" -v t0="$t0" -v t1="$t1" -v ok="$ok" \
@@ -130,12 +135,13 @@ done
 awk -F, -v configs="${configs[*]}" -v workloads="$workloads" '
   function sortn(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
   function med(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  function label(c) { return c == "qemu" ? "QEMU microvm" : c == "1" ? "1 node (plain)" : c == "1c" ? "1 node (cluster of 1)" : c " nodes" }
   NR > 1 { total[$1, $2]++; if ($5 != 1) next; k = ++n[$1, $2]; s[$1, $2, k] = $4 }
   END {
     nc = split(configs, C, " "); nw = split(workloads, W, " ")
     printf "\nwall seconds, median (min) over the runs whose guest printed ok; ratio = median / 1 node\n"
     printf "%-10s", "workload"
-    for (ci = 1; ci <= nc; ci++) printf " | %-22s", (C[ci] == "qemu" ? "QEMU microvm" : C[ci] (C[ci] == 1 ? " node (plain)" : " nodes"))
+    for (ci = 1; ci <= nc; ci++) printf " | %-22s", label(C[ci])
     printf "\n"
     for (wi = 1; wi <= nw; wi++) {
       w = W[wi]; base = 0
