@@ -146,24 +146,24 @@ void ExpectGuestPassed(const ClusterRun& r, const std::string& line) {
   CHECK(Get(r.metrics[0], "faults_remote_home") > 0);
 }
 
-TEST_CASE("2 nodes: memtouch over 48 of 64 MiB, 3/4 of the RAM homed on node 1") {
-  ClusterRun r = RunCluster(2, "64M", "0=16M,1=48M", {"--cmdline", "memtouch mib=48"});
-  ExpectGuestPassed(r, "memtouch: ok mib=48 pages=12288");
+TEST_CASE("2 nodes: memtouch over all free RAM (60 of 64 MiB), 3/4 of the RAM homed on node 1") {
+  ClusterRun r = RunCluster(2, "64M", "0=16M,1=48M", {"--cmdline", "memtouch mib=60"});
+  ExpectGuestPassed(r, "memtouch: ok mib=60 pages=15360");
   CHECK(Get(r.metrics[0], "home_PageRequest") > 0);
   CHECK(Get(r.metrics[1], "home_pages") == 12288);
   CHECK(Get(r.metrics[0], "sent_msgs_Seed") == 0);  // the image sits in node 0's share
 }
 
-TEST_CASE("3 nodes: memtouch over 48 of 64 MiB split 8/28/28") {
-  ClusterRun r = RunCluster(3, "64M", "0=8M,1=28M,2=28M", {"--cmdline", "memtouch mib=48"});
-  ExpectGuestPassed(r, "memtouch: ok mib=48 pages=12288");
+TEST_CASE("3 nodes: memtouch over all free RAM (60 of 64 MiB) split 8/28/28") {
+  ClusterRun r = RunCluster(3, "64M", "0=8M,1=28M,2=28M", {"--cmdline", "memtouch mib=60"});
+  ExpectGuestPassed(r, "memtouch: ok mib=60 pages=15360");
   CHECK(r.boot.err.find("amalgam: node 0: ") != std::string::npos);  // the summary line
 }
 
 TEST_CASE("node 0 holds at most --local-memory: it evicts to the homes and memtouch verifies") {
   ClusterRun r =
-      RunCluster(2, "64M", "0=32M,1=32M", {"--cmdline", "memtouch mib=40", "--local-memory", "8M"});
-  ExpectGuestPassed(r, "memtouch: ok mib=40 pages=10240");
+      RunCluster(2, "64M", "0=32M,1=32M", {"--cmdline", "memtouch mib=60", "--local-memory", "8M"});
+  ExpectGuestPassed(r, "memtouch: ok mib=60 pages=15360");
   CHECK(Get(r.metrics[0], "evictions_modified") > 0);
   CHECK(Get(r.metrics[1], "home_Writeback") > 0);  // evicted pages came home with their data
   CHECK(Get(r.metrics[0], "cache_pages_M") + Get(r.metrics[0], "cache_pages_S") <= 2048 + 64);
@@ -176,6 +176,12 @@ TEST_CASE("smp on 2 vCPUs: the shared counter is exact while pages are evicted a
   ExpectGuestPassed(r, "smp: ok cpus=2 counter=40000");
   CHECK(Get(r.metrics[0], "home_pages") == 0);  // every page lives on node 1
   CHECK(Get(r.metrics[0], "evictions_modified") + Get(r.metrics[0], "evictions_shared") > 0);
+}
+
+TEST_CASE("3 nodes: smp on 2 vCPUs, low RAM on node 1, the image and the rest on node 2") {
+  ClusterRun r = RunCluster(3, "32M", "0=0,1=1M,2=31M",
+                            {"--cmdline", "smp cpus=2 iters=20000", "--vcpus", "2"});
+  ExpectGuestPassed(r, "smp: ok cpus=2 counter=40000");
 }
 
 TEST_CASE("node 0 names the peer that never came") {

@@ -222,22 +222,7 @@ absl::StatusOr<WireMessage> ParseWire(schema::Message::Reader reader, directory:
 }
 
 const char* WireTypeName(const WireMessage& w) {
-  if (w.seed) return "Seed";
-  switch (w.message.type) {
-    case MessageType::kPageRequest:
-      return "PageRequest";
-    case MessageType::kPageGrant:
-      return "PageGrant";
-    case MessageType::kInvalidate:
-      return "Invalidate";
-    case MessageType::kInvalidateAck:
-      return "InvalidateAck";
-    case MessageType::kDowngrade:
-      return "Downgrade";
-    case MessageType::kWriteback:
-      return "Writeback";
-  }
-  return "?";
+  return w.seed ? "Seed" : directory::ToString(w.message.type);
 }
 
 }  // namespace amalgam::vmm::node
