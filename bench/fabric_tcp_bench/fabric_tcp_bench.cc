@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
       Median(am_bw));
   std::printf("ratio amalgam/raw: rtt p50 %.2fx, rtt p99 %.2fx, pages/s %.2fx\n",
               Median(am_p50) / Median(raw_p50), Median(am_p99) / Median(raw_p99),
-              Median(am_bw) / Median(raw_bw));
+              Median(raw_bw) > 0 ? Median(am_bw) / Median(raw_bw) : 0.0);
   if (!rpc_p50.empty()) {
     std::printf("ratio amalgam RpcChannel/raw: rtt p50 %.2fx\n", Median(rpc_p50) / Median(raw_p50));
   }
