@@ -6,8 +6,8 @@
 # Wall time = node 0 (or QEMU) process start to exit; memory nodes are started first and are not
 # timed. The workload covers nearly all guest RAM (--mib 240 of -m 256), so with N nodes about
 # (N-1)/N of its pages are homed remotely. Configurations alternate within each run; prints
-# median (min) per cell and the ratio of medians against 1 node. A run whose guest did not print `<workload>: ok` counts as failed.
-# Never asserts.
+# median (min) per cell and the ratio of medians against 1 node. A run whose guest did not print
+# `<workload>: ok` counts as failed. Never asserts.
 #
 #   bazel run -c opt //bench/node:cluster_bench -- -n 3
 #   cluster_bench.sh [-n RUNS] [-m MEMORY_MIB] [--mib WORKLOAD_MIB] [--nodes "1 1c 2 3"]
