@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "fabric/tcp_test_node.h"
 #include "fabric/tcp_transport.h"
 #include "fabric/test_pages.h"
 
@@ -137,13 +138,8 @@ class Relay {
 std::unique_ptr<TcpTransport> Make(NodeId self, const FrameKey& key,
                                    std::map<NodeId, std::string> peers) {
   TcpTransportOptions o;
-  o.self = self;
-  o.cluster_key = key;
-  o.peers = std::move(peers);
   o.reconnect_min = absl::Milliseconds(5);
-  auto t = TcpTransport::Create(o);
-  REQUIRE(t.ok());
-  return *std::move(t);
+  return testing::MakeTcpNode(self, key, std::move(peers), o);
 }
 
 }  // namespace
@@ -217,7 +213,7 @@ TEST_CASE("the accepting side can send as soon as the dialler sees the link") {
   FrameKey key = FrameKey::Generate();
   for (int round = 0; round < 10; ++round) {
     auto b = Make(2, key, {{1, "127.0.0.1:1"}});
-    auto a = Make(1, key, {{2, absl::StrCat("127.0.0.1:", b->listen_port())}});
+    auto a = Make(1, key, {{2, testing::LoopbackAddress(*b)}});
     std::thread receiver([&] { (void)b->Receive(absl::Milliseconds(200)); });
     REQUIRE(a->WaitForPeer(2, absl::Seconds(20)).ok());
     FlatMessage m = PageGrant(round);

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fabric/peer_session.h"
+#include "fabric/tcp_test_node.h"
 #include "fabric/test_pages.h"
 
 namespace amalgam::fabric {
@@ -26,16 +27,11 @@ using testing::PagePattern;
 std::unique_ptr<TcpTransport> Make(NodeId self, const FrameKey& key,
                                    std::map<NodeId, std::string> peers) {
   TcpTransportOptions o;
-  o.self = self;
-  o.cluster_key = key;
-  o.peers = std::move(peers);
   o.handshake_timeout = absl::Seconds(2);
-  auto t = TcpTransport::Create(o);
-  REQUIRE(t.ok());
-  return *std::move(t);
+  return testing::MakeTcpNode(self, key, std::move(peers), o);
 }
 
-std::string Addr(const TcpTransport& t) { return absl::StrCat("127.0.0.1:", t.listen_port()); }
+std::string Addr(const TcpTransport& t) { return testing::LoopbackAddress(t); }
 
 // A pair: node 1 listens, node 0 dials it.
 struct Pair {
