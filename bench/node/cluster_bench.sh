@@ -18,7 +18,7 @@ set -uo pipefail
 runs=3 mem_mib=256 work_mib=240 nodes="1 1c 2 3" workloads="memtouch compute" fabric=tcp
 timeout_s=300 guest=${GUEST:-} amalgam_bin=${AMALGAM_BIN:-} no_qemu=0 keep_dir=""
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     -n) runs=$2; shift ;;
