@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "bench/fabric_tcp_bench/raw_tcp_pingpong.h"
 #include "bench/node/fault_samples.h"
@@ -33,6 +34,9 @@
 
 ABSL_FLAG(int, pages, 2000, "faults of each kind per round");
 ABSL_FLAG(int, rounds, 3, "rounds; each runs the floor and the NodeRuntime side once");
+ABSL_FLAG(bool, deadlock_detection, false,
+          "keep Abseil's debug mutex deadlock detection on (Debian's absl enables it; release "
+          "binaries, like the fabric benches, turn it off)");
 
 namespace amalgam::bench {
 namespace {
@@ -236,6 +240,8 @@ int main(int argc, char** argv) {
   const int pages = absl::GetFlag(FLAGS_pages);
   const int rounds = absl::GetFlag(FLAGS_rounds);
   if (pages < 1 || rounds < 1) Die("--pages and --rounds must be >= 1");
+  const bool deadlock_detection = absl::GetFlag(FLAGS_deadlock_detection);
+  if (!deadlock_detection) absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Samples uffd_floor, tcp_floor;
   RuntimeSamples rt;
   for (int r = 0; r < rounds; ++r) {  // alternate so load changes hit every side alike
@@ -247,8 +253,8 @@ int main(int argc, char** argv) {
       "remote_fault_bench: host thread touches userfaultfd-registered GuestMemory through "
       "NodeRuntime (node 0); the page's home is node 1, another process over TcpTransport on "
       "loopback (not a KVM guest). %d faults of each kind x %d rounds, alternating with the "
-      "floor.\n",
-      pages, rounds);
+      "floor. absl deadlock detection %s.\n",
+      pages, rounds, deadlock_detection ? "on" : "off");
   PrintReport(uffd_floor, tcp_floor, rt);
   return 0;
 }
