@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/strings/strip.h"
 #include "fabric/cluster_key.h"
 #include "fabric/dpdk/memif_cluster.h"
@@ -126,6 +127,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterFlag
   if (!t.ok()) return t.status();
   node->transport_ = std::move(*t);
   node->tcp_ = dynamic_cast<fabric::TcpTransport*>(node->transport_.get());
+  if (absl::Status s = node->CheckShares(); !s.ok()) return s;
   NodeRuntimeOptions o;
   o.self = flags.node_id;
   o.homes = &node->homes_;
@@ -184,6 +186,62 @@ std::optional<std::string> ClusterNode::lost_reason() const {
 }
 
 ClusterNode::~ClusterNode() { Stop(); }
+
+uint64_t ClusterNode::ShareBytes(directory::NodeId id) const {
+  uint64_t pages = 0;
+  for (const auto& r : homes_.ranges()) pages += r.home == id ? r.count : 0;
+  return pages * 4096;
+}
+
+// Every node must partition guest RAM the same way, or requests go to nodes that do not home
+// the page. Each memory node announces its share (Join.memoryBytes) as soon as node 0's link is
+// up; node 0 compares every share with its own plan before any page moves.
+absl::Status ClusterNode::CheckShares() {
+  const absl::Time deadline = absl::Now() + flags_.peer_timeout;
+  if (flags_.node_id != 0) {
+    absl::Status s = absl::DeadlineExceededError("node 0 did not connect");
+    while (absl::Now() < deadline) {
+      if (tcp_ != nullptr && !tcp_->WaitForPeer(0, absl::Milliseconds(100)).ok()) continue;
+      capnp::MallocMessageBuilder b;
+      auto join = b.initRoot<fabric::schema::Message>().initJoin();
+      join.setNodeId(flags_.node_id);
+      join.setMemoryBytes(ShareBytes(flags_.node_id));
+      s = transport_->Send(0, b);
+      if (s.ok()) return s;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("node 0 (", flags_.peers.at(0), ") did not connect within ",
+                     absl::FormatDuration(flags_.peer_timeout), ": ", s.message()));
+  }
+  std::map<directory::NodeId, bool> waiting;
+  for (const auto& [id, address] : flags_.peers) {
+    if (id != 0) waiting[id] = true;
+  }
+  while (!waiting.empty()) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node ", waiting.begin()->first, " (", flags_.peers.at(waiting.begin()->first),
+          ") connected but did not announce its share of guest RAM within ",
+          absl::FormatDuration(flags_.peer_timeout), "; is it the same amalgam version?"));
+    }
+    absl::StatusOr<fabric::ReceivedMessage> m = transport_->Receive(left);
+    if (!m.ok() || m->type() != fabric::schema::Message::JOIN) continue;  // e.g. early heartbeats
+    const directory::NodeId from = m->source();
+    const uint64_t theirs = m->message().getJoin().getMemoryBytes();
+    if (theirs != ShareBytes(from)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", from, " homes ", theirs >> 20, " MiB (", theirs,
+                       " bytes) of guest RAM but "
+                       "node 0's --memory/--node-memory give it ",
+                       ShareBytes(from) >> 20, " MiB (", ShareBytes(from),
+                       " bytes): start every node with the same --memory and --node-memory"));
+    }
+    waiting.erase(from);
+  }
+  return absl::OkStatus();
+}
 
 bool ClusterNode::LinkUp(directory::NodeId peer) const {
   if (liveness_ != nullptr && liveness_->IsLost(peer)) return false;

@@ -34,7 +34,9 @@ class ClusterNode {
   // Node 0, after the kernel is loaded and before any vCPU runs: connects to every peer (waits
   // up to --peer-timeout; FAILED_PRECONDITION names the node that did not come), starts the
   // runtime, moves the loaded image to the homes and registers guest RAM with userfaultfd.
-  // With memory == null (memory nodes) it only connects and starts the runtime.
+  // With memory == null (memory nodes) it only connects and starts the runtime. Every memory
+  // node announces its share of guest RAM (a Join) and node 0 refuses a cluster whose nodes
+  // partition RAM differently (FAILED_PRECONDITION naming the node and both sizes).
   static absl::StatusOr<std::unique_ptr<ClusterNode>> Join(const ClusterFlags& flags,
                                                            uint64_t memory_bytes,
                                                            memory::GuestMemory* memory);
@@ -64,6 +66,8 @@ class ClusterNode {
   fabric::Transport& transport() { return *transport_; }
 
  private:
+  uint64_t ShareBytes(directory::NodeId id) const;
+  absl::Status CheckShares();
   ClusterNode(const ClusterFlags& flags, directory::StaticPartitionHomeMap homes)
       : flags_(flags), homes_(std::move(homes)) {}
 

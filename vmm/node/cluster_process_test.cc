@@ -184,6 +184,34 @@ TEST_CASE("3 nodes: smp on 2 vCPUs, low RAM on node 1, the image and the rest on
   ExpectGuestPassed(r, "smp: ok cpus=2 counter=40000");
 }
 
+TEST_CASE("nodes that partition RAM differently are refused before the guest starts") {
+  std::string key = TempPath("cluster.key");
+  {
+    std::ofstream k(key, std::ios::trunc);
+    k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+  }
+  std::string peers =
+      "0=127.0.0.1:" + std::to_string(FreePort()) + ",1=127.0.0.1:" + std::to_string(FreePort());
+  ProcessResult memory_node;
+  std::thread t([&] {
+    memory_node =
+        RunProcess({Amalgam(), "--node-id", "1", "--peers", peers, "--cluster-key", key, "--memory",
+                    "32M", "--node-memory", "0=16M,1=16M", "--peer-timeout", "20"},
+                   {}, 60);
+  });
+  ProcessResult boot = RunProcess(
+      {Amalgam(), "--node-id", "0", "--peers", peers, "--cluster-key", key, "--memory", "32M",
+       "--node-memory", "0=8M,1=24M", "--kernel", Guest(), "--peer-timeout", "20"},
+      {}, 60);
+  t.join();
+  INFO(boot.err);
+  INFO(memory_node.err);
+  CHECK(boot.exit_code == 2);
+  CHECK(boot.err.find("node 1 homes 16 MiB") != std::string::npos);
+  CHECK(boot.err.find("give it 24 MiB") != std::string::npos);
+  CHECK(memory_node.exit_code == 8);  // node 0 went away without a Leave
+}
+
 TEST_CASE("node 0 names the peer that never came") {
   std::string key = TempPath("cluster.key");
   {
