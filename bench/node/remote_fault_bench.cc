@@ -7,9 +7,6 @@
 // KVM guest (a vCPU's fault adds KVM's exit to the same path; see bench/uffd's guest bench).
 // Prints median / p99 of everything and the ratios. Never asserts.
 //   bazel run -c opt //bench/node:remote_fault_bench -- --pages=2000 --rounds=3
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -21,9 +18,8 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
-#include "bench/fabric_tcp_bench/raw_tcp_pingpong.h"
 #include "bench/node/fault_samples.h"
+#include "bench/node/home_node.h"
 #include "bench/node/timed_transport.h"
 #include "bench/uffd/raw_uffd_loop.h"
 #include "directory/home_map.h"
@@ -75,100 +71,17 @@ void LocalUffdFloor(uint64_t pages, Samples* out) {
   }
 }
 
-// Floor 2: a 16-byte request, 4 KiB reply over a plain TCP socket to another process.
-void RawTcpFloor(uint64_t pages, Samples* out) {
-  std::vector<uint8_t> store(64 * kPage, 0x5A);
-  int p[2];
-  if (pipe(p) != 0) Die("pipe");
-  std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    ::close(p[0]);
-    _exit(RawTcpServe(store, p[1]));
-  }
-  ::close(p[1]);
-  int port = -1;
-  if (::read(p[0], &port, sizeof(port)) != sizeof(port)) port = -1;
-  ::close(p[0]);
-  RawTcpResult r;
-  const char* error = "server did not start";
-  if (port <= 0 || !RawTcpFetch(port, store, static_cast<int>(pages), 0, 1, &r, &error)) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    Die(absl::StrCat("raw TCP floor: ", error));
-  }
-  ::waitpid(pid, nullptr, 0);
-  out->insert(out->end(), r.rtt_us.begin(), r.rtt_us.end());
-}
-
-// Node 1 (child process): a memory-only node that homes the upper half of the pages. Reports,
-// through `result_fd`, request-received -> grant-sent per request, in order.
-int HomeNode(const fabric::FrameKey& key, const directory::StaticPartitionHomeMap& homes,
-             int port_fd, int result_fd) {
-  fabric::TcpTransportOptions o;
-  o.self = 1;
-  o.cluster_key = key;
-  o.peers = {{0, "127.0.0.1:1"}};  // node 0 dials (the lower id connects)
-  auto tcp = fabric::TcpTransport::Create(o);
-  if (!tcp.ok()) return 1;
-  int port = (*tcp)->listen_port();
-  if (::write(port_fd, &port, sizeof(port)) != sizeof(port)) return 1;
-  TimedTransport timed(tcp->get());
-  absl::Notification leave;
-  vmm::node::NodeRuntimeOptions ro;
-  ro.self = 1;
-  ro.homes = &homes;
-  ro.transport = &timed;
-  ro.on_other_message = [&](fabric::ReceivedMessage m) {
-    if (m.type() == Message::LEAVE && !leave.HasBeenNotified()) leave.Notify();
-  };
-  auto rt = vmm::node::NodeRuntime::Create(ro);
-  if (!rt.ok() || !(*rt)->Start().ok()) return 1;
-  leave.WaitForNotificationWithTimeout(absl::Minutes(10));
-  (*rt)->Stop();
-  (*tcp)->Close();
-  Samples home_us;
-  int64_t received = -1;
-  for (const TimedTransport::Event& e : timed.TakeEvents()) {
-    if (!e.sent && e.type == Message::PAGE_REQUEST) received = e.ns;
-    if (e.sent && e.type == Message::PAGE_GRANT && received >= 0) {
-      home_us.push_back((e.ns - received) / 1e3);
-      received = -1;
-    }
-  }
-  uint64_t n = home_us.size();
-  if (::write(result_fd, &n, sizeof(n)) != sizeof(n)) return 1;
-  for (double v : home_us) {
-    if (::write(result_fd, &v, sizeof(v)) != sizeof(v)) return 1;
-  }
-  return 0;
-}
-
 // One round of the NodeRuntime side: local-home reads of [0, pages), remote reads of
 // [pages, 2 pages), then remote writes (Shared -> Modified upgrades) of the same pages.
 void NodeRuntimeRound(uint64_t pages, RuntimeSamples* out) {
   const fabric::FrameKey key = fabric::FrameKey::Generate();
   auto homes = directory::StaticPartitionHomeMap::Even(2 * pages, 2);
   if (!homes.ok()) Die(homes.status().ToString());
-  int port_pipe[2], result_pipe[2];
-  if (pipe(port_pipe) != 0 || pipe(result_pipe) != 0) Die("pipe");
-  std::fflush(stdout);
-  pid_t pid = fork();  // single-threaded here: the previous round's threads are joined
-  if (pid == 0) {
-    ::close(port_pipe[0]);
-    ::close(result_pipe[0]);
-    _exit(HomeNode(key, *homes, port_pipe[1], result_pipe[1]));
-  }
-  ::close(port_pipe[1]);
-  ::close(result_pipe[1]);
-  int port = -1;
-  if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) Die("node 1 did not start");
-  ::close(port_pipe[0]);
-
+  HomeNode home(key, *homes, 1);  // single-threaded here: the previous round's threads are joined
   fabric::TcpTransportOptions o;
   o.self = 0;
   o.cluster_key = key;
-  o.peers = {{1, absl::StrCat("127.0.0.1:", port)}};
+  o.peers = {{1, absl::StrCat("127.0.0.1:", home.port())}};
   auto tcp = fabric::TcpTransport::Create(o);
   if (!tcp.ok() || !(*tcp)->WaitForPeer(1, absl::Seconds(20)).ok()) Die("no link to node 1");
   TimedTransport timed(tcp->get());
@@ -218,16 +131,10 @@ void NodeRuntimeRound(uint64_t pages, RuntimeSamples* out) {
   (*tcp)->Close();
   out->errors += metrics["errors"];
 
-  uint64_t n = 0;
-  if (::read(result_pipe[0], &n, sizeof(n)) == sizeof(n)) {
-    for (uint64_t i = 0; i < n; ++i) {
-      double v;
-      if (::read(result_pipe[0], &v, sizeof(v)) != sizeof(v)) break;
-      (i < pages ? out->home_read : out->home_write).push_back(v);
-    }
+  std::vector<double> at_home = home.Finish();
+  for (size_t i = 0; i < at_home.size(); ++i) {
+    (i < pages ? out->home_read : out->home_write).push_back(at_home[i]);
   }
-  ::close(result_pipe[0]);
-  ::waitpid(pid, nullptr, 0);
   AddRound(touches, trace, timed.TakeEvents(), out);
 }
 
