@@ -2,7 +2,8 @@
 # Cluster slowdown: the test guest's `memtouch` and `compute` workloads on 1 node (plain amalgam)
 # vs 2 and 3 amalgam cluster nodes on this machine (processes on loopback, TCP fabric, guest RAM
 # split evenly over the nodes, node 0 runs the vCPU), and QEMU microvm on the same guest file.
-# Config "1c" is a cluster of one (node 0 alone: userfaultfd and the node runtime, no fabric).
+# Config "1c" is a cluster of one (node 0 alone: userfaultfd and the node runtime, no fabric);
+# "2m"/"3m" (--memif) are 2/3 nodes over DPDK memif (--fabric dpdk-memif) instead of TCP.
 # Wall time = node 0 (or QEMU) process start to exit; memory nodes are started first and are not
 # timed. The workload covers nearly all guest RAM (--mib 240 of -m 256), so with N nodes about
 # (N-1)/N of its pages are homed remotely. Configurations alternate within each run; prints
@@ -12,13 +13,13 @@
 #   bazel run -c opt //bench/node:cluster_bench -- -n 3
 #   cluster_bench.sh [-n RUNS] [-m MEMORY_MIB] [--mib WORKLOAD_MIB] [--nodes "1 1c 2 3"]
 #                    [--workloads "memtouch compute"] [--fabric tcp] [-t TIMEOUT_S] [-g GUEST.elf]
-#                    [--amalgam-bin PATH] [--no-qemu] [-o KEEP_DIR]
+#                    [--amalgam-bin PATH] [--no-qemu] [--memif] [-o KEEP_DIR]
 set -uo pipefail
 
 runs=3 mem_mib=256 work_mib=240 nodes="1 1c 2 3" workloads="memtouch compute" fabric=tcp
 timeout_s=300 guest=${GUEST:-} amalgam_bin=${AMALGAM_BIN:-} no_qemu=0 keep_dir=""
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     -n) runs=$2; shift ;;
@@ -31,6 +32,7 @@ while (($#)); do
     -g) guest=$2; shift ;;
     --amalgam-bin) amalgam_bin=$2; shift ;;
     --no-qemu) no_qemu=1 ;;
+    --memif) nodes+=" 2m 3m" ;;
     -o) keep_dir=$2; shift ;;
     -h|--help) usage 0 ;;
     *) echo "cluster_bench: unknown argument '$1' (see --help)" >&2; usage 2 >&2 ;;
@@ -91,12 +93,14 @@ run_once() {
     status=$?
     t1=$EPOCHREALTIME
   else
-    local n=${cfg%c}
+    local n=${cfg%[cm]} fab=$fabric
+    # memif sockets are abstract: `dir` only has to differ between clusters.
+    [[ $cfg == *m ]] && fab="dpdk-memif:dir=/amalgam-cluster-bench-$$-$next_port"
     for ((i = 0; i < n; i++)); do peers+="${peers:+,}$i=127.0.0.1:$((next_port + i))"; done
     next_port=$((next_port + n))
     ((next_port > 60000)) && next_port=20000
     local common=(--peers "$peers" --cluster-key "$dir/cluster.key" --memory "${mem_mib}M"
-      --fabric "$fabric")
+      --fabric "$fab")
     for ((i = 1; i < n; i++)); do
       timeout -k 5 "$timeout_s" "$amalgam_bin" --node-id "$i" "${common[@]}" \
         --metrics-out "$log.node$i.metrics" </dev/null >"$log.node$i" 2>&1 &
@@ -135,7 +139,7 @@ done
 awk -F, -v configs="${configs[*]}" -v workloads="$workloads" '
   function sortn(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
   function med(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  function label(c) { return c == "qemu" ? "QEMU microvm" : c == "1" ? "1 node (plain)" : c == "1c" ? "1 node (cluster of 1)" : c " nodes" }
+  function label(c) { return c == "qemu" ? "QEMU microvm" : c == "1" ? "1 node (plain)" : c == "1c" ? "1 node (cluster of 1)" : c ~ /m$/ ? substr(c, 1, length(c) - 1) " nodes (memif)" : c " nodes" }
   NR > 1 { total[$1, $2]++; if ($5 != 1) next; k = ++n[$1, $2]; s[$1, $2, k] = $4 }
   END {
     nc = split(configs, C, " "); nw = split(workloads, W, " ")
