@@ -17,12 +17,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "fabric/peer_session.h"
+#include "vmm/node/cluster_test_util.h"
 #include "vmm/run_process_testutil.h"
 
 namespace amalgam::vmm {
@@ -36,6 +36,10 @@ struct Proc {
   bool exited = false;
 
   Proc(const std::vector<std::string>& argv, const std::string& err) : err_path(err) {
+    // Everything that allocates happens before fork: other threads may hold malloc's lock.
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
     pid = fork();
     if (pid == 0) {
       int fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -43,9 +47,6 @@ struct Proc {
       int null = open("/dev/null", O_RDWR);
       dup2(null, 0);
       dup2(null, 1);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
       execv(args[0], args.data());
       _exit(127);
     }
@@ -75,27 +76,6 @@ struct Proc {
   }
 };
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::map<std::string, uint64_t> ReadMetrics(const std::string& path) {
-  std::map<std::string, uint64_t> m;
-  std::istringstream in(ReadTextFile(path));
-  std::string name;
-  uint64_t value;
-  while (in >> name >> value) m[name] = value;
-  return m;
-}
-
 // Three nodes on one host; node 0 runs the test guest with `cmdline`.
 struct Cluster {
   std::vector<int> ports;
@@ -106,7 +86,7 @@ struct Cluster {
   explicit Cluster(const std::string& fabric_flag) : fabric(fabric_flag) {
     std::ofstream k(key, std::ios::trunc);
     k << "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677\n";
-    for (int i = 0; i < 3; ++i) ports.push_back(FreePort());
+    for (int i = 0; i < 3; ++i) ports.push_back(node::FreeLoopbackPort());
     std::remove(serial.c_str());
   }
   std::vector<std::string> Args(int id) const {
@@ -201,7 +181,7 @@ TEST_CASE("dpdk memif: 3 nodes run memtouch over RAM homed on all of them; every
   CHECK((n1_ended && n1.exit_code() == 0));
   CHECK((n2_ended && n2.exit_code() == 0));
   for (int id = 0; id < 3; ++id) {
-    std::map<std::string, uint64_t> m = ReadMetrics(c.Metrics(id));
+    std::map<std::string, uint64_t> m = node::ReadMetricsFile(c.Metrics(id));
     INFO("node " << id);
     CHECK(m.count("errors") == 0);
     CHECK(m["home_PageRequest"] > 0);
@@ -270,7 +250,7 @@ TEST_CASE("tcp: forged frames from a process without the key change nothing and 
   CHECK(sent > 0);
   uint64_t dropped = 0;
   for (int id = 0; id < 3; ++id) {
-    std::map<std::string, uint64_t> m = ReadMetrics(c.Metrics(id));
+    std::map<std::string, uint64_t> m = node::ReadMetricsFile(c.Metrics(id));
     INFO("node " << id);
     CHECK(m.count("errors") == 0);
     dropped += m["fabric_drops_bad_mac"] + m["fabric_drops_bad_magic"] +
