@@ -161,6 +161,11 @@ void EncodedFrame::CopyTo(uint8_t* out) const {
   std::memcpy(out, mac, kFrameMacSize);
 }
 
+absl::Status CheckFrameMacSupport() {
+  static const bool available = FrameKey::FromBytes({}).mac_key().available();
+  return available ? absl::OkStatus() : NoAesGcm();
+}
+
 absl::Status EncodeFrame(const FrameKey& key, const FrameHeader& header,
                          absl::Span<const uint8_t> body, absl::Span<const uint8_t> payload,
                          EncodedFrame* out) {
@@ -184,8 +189,8 @@ absl::Status EncodeFrame(const FrameKey& key, const FrameHeader& header,
   WriteFrameHeader(h, out->header);
   out->body = body;
   out->payload = payload;
+  std::memset(out->mac, 0, kFrameMacSize);  // a refused frame carries a zero (invalid) trailer
   if (!key.mac_key().available()) return NoAesGcm();
-  std::memset(out->mac, 0, kFrameMacSize);
   NonceSource::Get().Next(out->mac);
   TagParts(key.mac_key(), out->mac, out->header, body, payload, out->mac + kNonceBytes);
   return absl::OkStatus();

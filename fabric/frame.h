@@ -98,6 +98,10 @@ struct EncodedFrame {
   void CopyTo(uint8_t* out) const;
 };
 
+// OK if this CPU can compute the frame MAC (AES-NI + PCLMULQDQ, frame_mac.h); otherwise
+// FAILED_PRECONDITION saying what is missing. Transports check it when they are created.
+absl::Status CheckFrameMacSupport();
+
 // Fills header lengths and magic/version, then the MAC over header+body+payload with `key` and a
 // fresh nonce (never repeated within a process; callers need not make frames unique).
 // Fails (INVALID_ARGUMENT) if body > kMaxBodySize, body not a multiple of 8, or payload >

@@ -587,6 +587,7 @@ absl::Status TcpTransport::Impl::Send(NodeId dst, const OutgoingFrame& frame) {
 }
 
 absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(TcpTransportOptions options) {
+  if (absl::Status mac = CheckFrameMacSupport(); !mac.ok()) return mac;
   auto impl = std::make_unique<Impl>(std::move(options));
   absl::Status s = impl->Start();
   if (!s.ok()) return s;
