@@ -5,9 +5,7 @@
 // with Debian's openssl; nothing committed), amalgamctl --address --tls_ca works against it and
 // a plaintext client is refused.
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +21,7 @@
 #include <vector>
 
 #include "vmm/api/amalgam.grpc.pb.h"
+#include "vmm/api/http_testutil.h"
 #include "vmm/api/temp_dir_testutil.h"
 #include "vmm/run_process_testutil.h"
 
@@ -122,7 +121,9 @@ TEST_CASE("API mode: a created VM's virtio-blk works; serial output defaults to 
       R"({"vcpus": 2, "memory_mib": 128, "boot": {"kernel": ")" + Runfile("guest/test_guest.elf") +
           R"(", "cmdline": "blk mib=2 cpus=2"}, "devices": [{"id": "rootfs", "block": {"path": ")" +
           disk + R"("}}]})");
-  Child vm(dir.path, {"--api-socket", sock});
+  const int metrics_port = api::testing::FreeTcpPort();
+  Child vm(dir.path,
+           {"--api-socket", sock, "--metrics-addr", "127.0.0.1:" + std::to_string(metrics_port)});
   REQUIRE(vm.Until([&] { return Exists(sock); }));
   ProcessResult r = Ctl({"--socket", sock, "create", "--config", dir.path + "/vm.json"});
   INFO(r.out << r.err);
@@ -139,6 +140,13 @@ TEST_CASE("API mode: a created VM's virtio-blk works; serial output defaults to 
   CHECK(r.out.find("# HELP amalgam_virtio_write_requests_total") != std::string::npos);
   CHECK(r.out.find("amalgam_virtio_notifications_total{library=\"virtio\",device=\"rootfs\","
                    "kind=\"block\"} 0") != std::string::npos);
+
+  // The same from the Prometheus endpoint, with HELP and TYPE per family.
+  const std::string scrape = api::testing::HttpGet(metrics_port, "/metrics");
+  INFO(scrape);
+  CHECK(scrape.find("200 OK") != std::string::npos);
+  CHECK(scrape.find("# TYPE amalgam_virtio_read_bytes_total counter") != std::string::npos);
+  CHECK(scrape.find("amalgam_vcpu_exits_total{library=\"vcpu\",vcpu=\"1\"}") != std::string::npos);
 
   REQUIRE(Ctl({"--socket", sock, "start"}).exit_code == 0);
   CHECK(vm.Wait() == kGuestPassed);
@@ -167,20 +175,6 @@ TEST_CASE("API mode: rng device, initrd and CPU template from a --config file") 
   CHECK(vm.out().empty());  // serial went to the file, not stdout
 }
 
-// A free TCP port on 127.0.0.1 (bound and released: amalgam binds it right after).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-  socklen_t len = sizeof(a);
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 TEST_CASE("API mode over TCP: TLS with a test-time certificate; plaintext is refused") {
   if (access("/usr/bin/openssl", X_OK) != 0) {
     WARN("SKIPPED: /usr/bin/openssl (Debian's openssl package) is not installed");
@@ -199,7 +193,7 @@ TEST_CASE("API mode over TCP: TLS with a test-time certificate; plaintext is ref
   CHECK(plain.exit_code == 2);
   CHECK(plain.err.find("TLS") != std::string::npos);
 
-  const std::string address = "127.0.0.1:" + std::to_string(FreePort());
+  const std::string address = "127.0.0.1:" + std::to_string(api::testing::FreeTcpPort());
   Child vm(dir.path, {"--api-tcp", address, "--api-tls-cert", cert, "--api-tls-key", key});
   REQUIRE(vm.Until([&] { return vm.err().find("control API on") != std::string::npos; }));
   INFO("stderr: " << vm.err());

@@ -1,5 +1,4 @@
 // The server's endpoints: socket-path policy, the Prometheus HTTP endpoint, TLS-only TCP.
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "vmm/api/http_testutil.h"
 #include "vmm/api/server.h"
 #include "vmm/api/server_test_util.h"
 
@@ -67,22 +67,6 @@ TEST_CASE("a socket path that exists") {
     REQUIRE_FALSE(s.ok());
     CHECK(s.status().message().find("directory") != absl::string_view::npos);
   }
-}
-
-std::string HttpGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  REQUIRE(write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
-  close(fd);
-  return out;
 }
 
 TEST_CASE("Prometheus endpoint serves the same metrics as text") {
