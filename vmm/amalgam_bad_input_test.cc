@@ -14,12 +14,8 @@
 namespace amalgam::vmm {
 namespace {
 
-std::string Amalgam() { return Runfile("vmm/amalgam"); }
-std::string Guest() { return Runfile("guest/test_guest.elf"); }
-
 std::string TempFile(const std::string& name, const std::string& contents) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string path = std::string(dir ? dir : "/tmp") + "/" + name;
+  std::string path = TestTempPath(name);
   std::ofstream(path, std::ios::binary) << contents;
   return path;
 }
@@ -34,7 +30,7 @@ std::string Prefix(const std::string& path, size_t n) {
 
 void ExpectOneLine(const std::vector<std::string>& args, const std::string& needle,
                    const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  std::vector<std::string> argv = {Amalgam()};
+  std::vector<std::string> argv = {AmalgamBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
   ProcessResult r = RunProcess(argv, env, 120);
   INFO("args:");
@@ -52,10 +48,10 @@ void ExpectOneLine(const std::vector<std::string>& args, const std::string& need
 TEST_CASE("bad input: flags") {
   ExpectOneLine({}, "--kernel is required");
   ExpectOneLine({"--kernel"}, "--kernel needs a value");
-  ExpectOneLine({"--kernel", Guest(), "--bogus"}, "unknown flag --bogus");
-  ExpectOneLine({"--kernel", Guest(), "--vcpus", "many"}, "--vcpus many: not a vCPU count");
-  ExpectOneLine({"--kernel", Guest(), "--memory", "lots"}, "--memory lots: not a number");
-  ExpectOneLine({"--kernel", Guest(), "--cpu-template", "no-such-cpu"},
+  ExpectOneLine({"--kernel", TestGuestElf(), "--bogus"}, "unknown flag --bogus");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--vcpus", "many"}, "--vcpus many: not a vCPU count");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--memory", "lots"}, "--memory lots: not a number");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--cpu-template", "no-such-cpu"},
                 "--cpu-template: unknown CPU template \"no-such-cpu\"; available: ");
 }
 
@@ -66,8 +62,9 @@ TEST_CASE("bad input: kernel files") {
                 "not an ELF file (bad magic); amalgam boots PVH ELF images such as a vmlinux or "
                 "the test guest");
   // The amalgam binary itself is an x86-64 ELF without a PVH note.
-  ExpectOneLine({"--kernel", Amalgam()}, "ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
-  std::string truncated = TempFile("truncated.elf", Prefix(Guest(), 100));
+  ExpectOneLine({"--kernel", AmalgamBinary()},
+                "ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+  std::string truncated = TempFile("truncated.elf", Prefix(TestGuestElf(), 100));
   ExpectOneLine({"--kernel", truncated}, "truncated");
   ExpectOneLine({"--kernel", "/"}, "not a regular file");
 }
@@ -90,36 +87,36 @@ TEST_CASE("bad input: bzImages and initrds") {
   ExpectOneLine({"--kernel", old}, "boot protocol");
   std::string truncated = FakeBzImage("truncated.bzImage", 0x020f, 0x300);
   ExpectOneLine({"--kernel", truncated}, "kernel " + truncated + ": ");
-  ExpectOneLine({"--kernel", Guest(), "--initrd", "/nonexistent/initrd.img"},
+  ExpectOneLine({"--kernel", TestGuestElf(), "--initrd", "/nonexistent/initrd.img"},
                 "initrd /nonexistent/initrd.img: no such file");
   std::string big = TempFile("big.initrd", std::string(5 << 20, 'x'));
-  ExpectOneLine({"--kernel", Guest(), "--memory", "4M", "--initrd", big},
+  ExpectOneLine({"--kernel", TestGuestElf(), "--memory", "4M", "--initrd", big},
                 "initrd " + big + ": initrd is ");
 }
 
 TEST_CASE("bad input: memory") {
-  ExpectOneLine({"--kernel", Guest(), "--memory", "0"}, "--memory must be larger than 0");
-  ExpectOneLine({"--kernel", Guest(), "--memory", "1T"}, "more than this host can back");
-  ExpectOneLine({"--kernel", Guest(), "--memory", "512K"}, "outside guest RAM");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--memory", "0"}, "--memory must be larger than 0");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--memory", "1T"}, "more than this host can back");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--memory", "512K"}, "outside guest RAM");
 }
 
 TEST_CASE("bad input: vCPUs and KVM") {
-  ExpectOneLine({"--kernel", Guest(), "--vcpus", "0"}, "--vcpus must be at least 1");
-  ExpectOneLine({"--kernel", Guest(), "--vcpus", "100000"},
+  ExpectOneLine({"--kernel", TestGuestElf(), "--vcpus", "0"}, "--vcpus must be at least 1");
+  ExpectOneLine({"--kernel", TestGuestElf(), "--vcpus", "100000"},
                 "is more than KVM allows on this host (KVM_CAP_MAX_VCPUS = ");
-  ExpectOneLine({"--kernel", Guest()}, "no /nonexistent/kvm: KVM is not available",
+  ExpectOneLine({"--kernel", TestGuestElf()}, "no /nonexistent/kvm: KVM is not available",
                 {{"AMALGAM_KVM_DEVICE", "/nonexistent/kvm"}});
 }
 
 TEST_CASE("bad input: command line and serial output") {
-  ExpectOneLine({"--kernel", Guest(), "--cmdline", std::string(5000, 'x')},
+  ExpectOneLine({"--kernel", TestGuestElf(), "--cmdline", std::string(5000, 'x')},
                 "--cmdline is 5000 bytes; the limit is 4095");
-  ExpectOneLine({"--kernel", Guest(), "--serial-out", "/nonexistent/dir/serial.txt"},
+  ExpectOneLine({"--kernel", TestGuestElf(), "--serial-out", "/nonexistent/dir/serial.txt"},
                 "--serial-out /nonexistent/dir/serial.txt: cannot open");
 }
 
 TEST_CASE("--help documents flags and exit codes and exits 0") {
-  ProcessResult r = RunProcess({Amalgam(), "--help"}, {}, 60);
+  ProcessResult r = RunProcess({AmalgamBinary(), "--help"}, {}, 60);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("usage: amalgam --kernel PATH") == 0);
   CHECK(r.out.find("exit status:") != std::string::npos);

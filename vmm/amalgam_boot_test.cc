@@ -14,38 +14,15 @@
 namespace amalgam::vmm {
 namespace {
 
-std::string Amalgam() { return Runfile("vmm/amalgam"); }
-std::string Guest() { return Runfile("guest/test_guest.elf"); }
-
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool HasLine(const std::string& text, const std::string& prefix) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-
 // Boots the guest with `cmdline`; returns the serial output (via --serial-out) and the result.
 ProcessResult BootGuest(const std::string& cmdline, const std::string& memory, int vcpus,
                         std::string* serial) {
-  std::string out = TempPath("serial.txt");
+  std::string out = TestTempPath("serial.txt");
   std::remove(out.c_str());
-  ProcessResult r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", cmdline, "--memory",
-                                memory, "--vcpus", std::to_string(vcpus), "--serial-out", out});
-  *serial = ReadFile(out);
+  ProcessResult r =
+      RunProcess({AmalgamBinary(), "--kernel", TestGuestElf(), "--cmdline", cmdline, "--memory",
+                  memory, "--vcpus", std::to_string(vcpus), "--serial-out", out});
+  *serial = ReadTextFile(out);
   return r;
 }
 
@@ -54,8 +31,8 @@ void ExpectPassed(const ProcessResult& r, const std::string& serial) {
   INFO("serial: " << serial);
   CHECK_FALSE(r.timed_out);
   CHECK_FALSE(r.signaled);
-  CHECK(HasLine(serial, "amalgam-guest: ready"));
-  CHECK(HasLine(serial, "amalgam-guest: exit 0"));
+  CHECK(HasLineStartingWith(serial, "amalgam-guest: ready"));
+  CHECK(HasLineStartingWith(serial, "amalgam-guest: exit 0"));
   CHECK(r.exit_code == 1);  // debug-exit 0 -> (0 << 1) | 1
 }
 
@@ -65,14 +42,14 @@ std::string BootExpecting(const std::string& cmdline, const std::string& memory,
   std::string serial;
   ProcessResult r = BootGuest(cmdline, memory, vcpus, &serial);
   ExpectPassed(r, serial);
-  CHECK(HasLine(serial, line));
+  CHECK(HasLineStartingWith(serial, line));
   return serial;
 }
 
 TEST_CASE("boot: hello prints its greeting on stdout by default") {
-  ProcessResult r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", "hello"});
+  ProcessResult r = RunProcess({AmalgamBinary(), "--kernel", TestGuestElf(), "--cmdline", "hello"});
   ExpectPassed(r, r.out);
-  CHECK(HasLine(r.out, "hello: Hello from the amalgam test guest"));
+  CHECK(HasLineStartingWith(r.out, "hello: Hello from the amalgam test guest"));
   CHECK(r.err.empty());  // a debug-exit ends quietly
 }
 
@@ -84,8 +61,8 @@ TEST_CASE("boot: memtouch asking for more than the memmap offers fails inside th
   std::string serial;
   ProcessResult r = BootGuest("memtouch mib=64", "32M", 1, &serial);
   INFO("serial: " << serial);
-  CHECK(HasLine(serial, "memtouch: FAIL"));
-  CHECK(HasLine(serial, "amalgam-guest: exit 1"));
+  CHECK(HasLineStartingWith(serial, "memtouch: FAIL"));
+  CHECK(HasLineStartingWith(serial, "amalgam-guest: exit 1"));
   CHECK(r.exit_code == 3);  // debug-exit 1 -> 3
 }
 
@@ -111,50 +88,51 @@ TEST_CASE("boot: smp with two vCPUs (INIT-SIPI-SIPI through the in-kernel LAPIC)
 }
 
 TEST_CASE("boot: --disk and --rng attach virtio devices the guest finds on its command line") {
-  std::string disk = TempPath("disk.img");
+  std::string disk = TestTempPath("disk.img");
   {
     std::ofstream f(disk, std::ios::binary | std::ios::trunc);
     f.seekp((8 << 20) - 1);
     f.put('\0');
   }
-  std::string out = TempPath("serial-virtio.txt");
-  ProcessResult r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", "blk mib=4", "--disk",
-                                disk, "--rng", "--serial-out", out});
-  std::string serial = ReadFile(out);
+  std::string out = TestTempPath("serial-virtio.txt");
+  ProcessResult r = RunProcess({AmalgamBinary(), "--kernel", TestGuestElf(), "--cmdline",
+                                "blk mib=4", "--disk", disk, "--rng", "--serial-out", out});
+  std::string serial = ReadTextFile(out);
   ExpectPassed(r, serial);
-  CHECK(HasLine(serial, "blk: ok mib=4"));
+  CHECK(HasLineStartingWith(serial, "blk: ok mib=4"));
   // The pattern the guest wrote is in the host file, byte for byte.
   ProcessResult check = RunProcess({Runfile("guest/blk_pattern_check"), disk, "4"});
   INFO("check: " << check.out << check.err);
   CHECK(check.exit_code == 0);
 
-  r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", "rng", "--rng"});
+  r = RunProcess({AmalgamBinary(), "--kernel", TestGuestElf(), "--cmdline", "rng", "--rng"});
   ExpectPassed(r, r.out);
-  CHECK(HasLine(r.out, "rng: ok"));
+  CHECK(HasLineStartingWith(r.out, "rng: ok"));
 
   // A read-only disk answers the guest's writes with IOERR.
-  r = RunProcess({Amalgam(), "--kernel", Guest(), "--cmdline", "blkro", "--disk", disk + ",ro"});
+  r = RunProcess(
+      {AmalgamBinary(), "--kernel", TestGuestElf(), "--cmdline", "blkro", "--disk", disk + ",ro"});
   ExpectPassed(r, r.out);
-  CHECK(HasLine(r.out, "blkro: ok write=ioerr"));
+  CHECK(HasLineStartingWith(r.out, "blkro: ok write=ioerr"));
 }
 
 TEST_CASE("boot: --api-socket --config runs the VM under the control API") {
-  std::string config = TempPath("vm.json");
+  std::string config = TestTempPath("vm.json");
   // A Unix socket path must fit in sun_path (108 bytes): TEST_TMPDIR is too deep.
   char dir[] = "/tmp/amalgam-api-XXXXXX";
   REQUIRE(::mkdtemp(dir) != nullptr);
   std::string sock = std::string(dir) + "/api.sock";
-  std::string out = TempPath("serial-api.txt");
+  std::string out = TestTempPath("serial-api.txt");
   {
     std::ofstream f(config);
     f << "{\"vcpus\": 2, \"memory_mib\": 128, \"serial_output\": \"" << out
-      << "\", \"boot\": {\"kernel\": \"" << Guest()
+      << "\", \"boot\": {\"kernel\": \"" << TestGuestElf()
       << "\", \"cmdline\": \"smp cpus=2 iters=1000\"}}";
   }
-  ProcessResult r = RunProcess({Amalgam(), "--api-socket", sock, "--config", config});
-  std::string serial = ReadFile(out);
+  ProcessResult r = RunProcess({AmalgamBinary(), "--api-socket", sock, "--config", config});
+  std::string serial = ReadTextFile(out);
   ExpectPassed(r, serial);
-  CHECK(HasLine(serial, "smp: ok cpus=2 counter=2000"));
+  CHECK(HasLineStartingWith(serial, "smp: ok cpus=2 counter=2000"));
   CHECK(r.err.find("control API on " + sock) != std::string::npos);
   // The socket is gone once amalgam exits.
   std::ifstream gone(sock);

@@ -18,21 +18,14 @@
 namespace amalgam::vmm {
 namespace {
 
-std::string Amalgam() { return Runfile("vmm/amalgam"); }
-
 std::string Kernel(const std::string& name, const std::vector<uint8_t>& code) {
-  loader::TestElfOptions o;
-  o.code = code;
-  std::vector<uint8_t> elf = loader::BuildTestElf(o);
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string path = std::string(dir ? dir : "/tmp") + "/" + name;
-  std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(elf.data()), static_cast<std::streamsize>(elf.size()));
+  std::string path = loader::WriteTestKernel(name, code);
+  REQUIRE_FALSE(path.empty());
   return path;
 }
 
 ProcessResult Boot(const std::string& kernel) {
-  return RunProcess({Amalgam(), "--kernel", kernel, "--memory", "16M"}, {}, 120);
+  return RunProcess({AmalgamBinary(), "--kernel", kernel, "--memory", "16M"}, {}, 120);
 }
 
 bool IsPvm() {
@@ -76,9 +69,8 @@ TEST_CASE("exit: an instruction KVM cannot emulate is exit 6 with suberror and b
 TEST_CASE("exit: SIGTERM stops a spinning guest, exit 0") {
   // mov dx, 0x3f8; mov al, '.'; 1: out dx, al; jmp 1b
   std::string kernel = Kernel("spin.elf", {0x66, 0xba, 0xf8, 0x03, 0xb0, '.', 0xee, 0xeb, 0xfd});
-  const char* dir = std::getenv("TEST_TMPDIR");
-  std::string serial = std::string(dir ? dir : "/tmp") + "/spin.txt";
-  std::string pidfile = std::string(dir ? dir : "/tmp") + "/spin.pid";
+  std::string serial = TestTempPath("spin.txt");
+  std::string pidfile = TestTempPath("spin.pid");
   // Run through a shell that records the pid, so this thread can signal it once output flows.
   std::thread killer([&] {
     for (int i = 0; i < 600; ++i) {
@@ -91,10 +83,11 @@ TEST_CASE("exit: SIGTERM stops a spinning guest, exit 0") {
     in >> pid;
     if (pid > 0) ::kill(pid, SIGTERM);
   });
-  ProcessResult r = RunProcess({"/bin/sh", "-c",
-                                "echo $$ > " + pidfile + "; exec " + Amalgam() + " --kernel " +
-                                    kernel + " --memory 16M --vcpus 2 --serial-out " + serial},
-                               {}, 120);
+  ProcessResult r =
+      RunProcess({"/bin/sh", "-c",
+                  "echo $$ > " + pidfile + "; exec " + AmalgamBinary() + " --kernel " + kernel +
+                      " --memory 16M --vcpus 2 --serial-out " + serial},
+                 {}, 120);
   killer.join();
   INFO(r.err);
   CHECK_FALSE(r.timed_out);

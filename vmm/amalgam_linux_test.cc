@@ -45,7 +45,7 @@ constexpr const char* kCmdline = "earlyprintk=ttyS0 console=ttyS0 noxsave";
 ProcessResult BootToLine(const std::string& dir, const std::string& kernel, const std::string& last,
                          int deadline_seconds) {
   ProcessResult r =
-      RunProcess({Runfile("vmm/amalgam"), "--kernel", dir + "/" + kernel, "--initrd",
+      RunProcess({AmalgamBinary(), "--kernel", dir + "/" + kernel, "--initrd",
                   dir + "/initramfs.cpio.gz", "--memory", "512M", "--cmdline", kCmdline},
                  {}, deadline_seconds, last);
   INFO("stdout: " << r.out.substr(0, 4000));
@@ -91,7 +91,7 @@ TEST_CASE("linux smp: 2 vCPUs reach GUEST-READY, count 2 CPUs and power off", "[
   if (!HaveGuestImageFiles({"vmlinux", "initramfs.cpio.gz"}, &dir)) return;
   // mods=0: no virtio devices here; run=nproc prints the online CPU count; then /init powers off.
   ProcessResult r = RunProcess(
-      {Runfile("vmm/amalgam"), "--kernel", dir + "/vmlinux", "--initrd", dir + "/initramfs.cpio.gz",
+      {AmalgamBinary(), "--kernel", dir + "/vmlinux", "--initrd", dir + "/initramfs.cpio.gz",
        "--memory", "512M", "--vcpus", "2", "--cmdline", "console=ttyS0 quiet mods=0 run=nproc"},
       {}, 600);
   std::string out = r.out;

@@ -9,12 +9,37 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 namespace amalgam::vmm {
 
 std::string Runfile(const std::string& path) {
   // Bazel runs tests from the workspace's runfiles root, where data deps sit at their paths.
   return path;
+}
+
+std::string AmalgamBinary() { return Runfile("vmm/amalgam"); }
+std::string TestGuestElf() { return Runfile("guest/test_guest.elf"); }
+
+std::string TestTempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+std::string ReadTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+bool HasLineStartingWith(const std::string& text, const std::string& prefix) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
 }
 
 ProcessResult RunProcess(const std::vector<std::string>& argv,

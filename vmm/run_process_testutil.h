@@ -1,5 +1,6 @@
 // RunProcess: runs a program with arguments and extra environment, captures stdout and stderr,
 // and kills it after a generous deadline (a hang must fail the test, not block CI forever).
+// Plus the small file helpers every test of the `amalgam` binary needs.
 // Thread-safety: call from one thread at a time (it forks).
 #ifndef AMALGAM_VMM_RUN_PROCESS_TESTUTIL_H_
 #define AMALGAM_VMM_RUN_PROCESS_TESTUTIL_H_
@@ -26,6 +27,16 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
 
 // The path of a runfile given as a workspace-relative path ("vmm/amalgam").
 std::string Runfile(const std::string& path);
+// The `amalgam` binary and the test guest (//guest:test_guest), as runfiles.
+std::string AmalgamBinary();
+std::string TestGuestElf();
+
+// $TEST_TMPDIR/name (else /tmp/name).
+std::string TestTempPath(const std::string& name);
+// The whole file ("" when it cannot be read).
+std::string ReadTextFile(const std::string& path);
+// True when a line of `text` starts with `prefix`.
+bool HasLineStartingWith(const std::string& text, const std::string& prefix);
 
 }  // namespace amalgam::vmm
 
