@@ -12,22 +12,6 @@ namespace {
 
 using vmm::node::TracePoint;
 
-struct Dist {
-  size_t n = 0;
-  double p50 = 0, p99 = 0;
-};
-
-Dist Of(Samples v) {
-  Dist d;
-  d.n = v.size();
-  if (v.empty()) return d;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]; };
-  d.p50 = at(0.5);
-  d.p99 = at(0.99);
-  return d;
-}
-
 // The `nth` time `point` was traced for a page, or 0.
 int64_t Nth(const std::vector<std::pair<TracePoint, int64_t>>& steps, TracePoint point, int nth) {
   for (const auto& [p, ns] : steps) {
@@ -38,10 +22,6 @@ int64_t Nth(const std::vector<std::pair<TracePoint, int64_t>>& steps, TracePoint
 
 void Add(Samples* s, int64_t from, int64_t to) {
   if (from > 0 && to > 0) s->push_back((to - from) / 1e3);
-}
-
-void Line(const char* name, const Dist& d) {
-  std::printf("  %-58s n=%-6zu median %8.2f us   p99 %8.2f us\n", name, d.n, d.p50, d.p99);
 }
 
 void StepLines(const Steps& s, bool fabric) {
@@ -59,6 +39,21 @@ void StepLines(const Steps& s, bool fabric) {
 }
 
 }  // namespace
+
+Dist Of(Samples v) {
+  Dist d;
+  d.n = v.size();
+  if (v.empty()) return d;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]; };
+  d.p50 = at(0.5);
+  d.p99 = at(0.99);
+  return d;
+}
+
+void Line(const char* name, const Dist& d) {
+  std::printf("  %-58s n=%-6zu median %8.2f us   p99 %8.2f us\n", name, d.n, d.p50, d.p99);
+}
 
 void AddRound(const std::vector<Touch>& touches,
               const std::vector<std::vector<std::pair<TracePoint, int64_t>>>& trace,

@@ -15,6 +15,14 @@ namespace amalgam::bench {
 
 using Samples = std::vector<double>;  // microseconds
 
+struct Dist {
+  size_t n = 0;
+  double p50 = 0, p99 = 0;
+};
+Dist Of(Samples v);
+// "  <name>  n=.. median .. us   p99 .. us", one line.
+void Line(const char* name, const Dist& d);
+
 enum class Kind { kLocalHomeRead = 0, kRemoteRead = 1, kRemoteWrite = 2 };
 constexpr int kKinds = 3;
 

@@ -7,12 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "bench/fabric_tcp_bench/raw_tcp_pingpong.h"
 #include "bench/node/timed_transport.h"
 #include "fabric/schema/messages.capnp.h"
-#include "fabric/tcp_transport.h"
-#include "vmm/node/node_runtime.h"
 
 namespace amalgam::bench {
 
@@ -69,7 +68,8 @@ int Serve(const fabric::FrameKey& key, const directory::StaticPartitionHomeMap& 
 }  // namespace
 
 HomeNode::HomeNode(const fabric::FrameKey& key, const directory::StaticPartitionHomeMap& homes,
-                   directory::NodeId self) {
+                   directory::NodeId self)
+    : key_(key), self_(self) {
   int port_pipe[2], result_pipe[2];
   if (pipe(port_pipe) != 0 || pipe(result_pipe) != 0) Die("pipe");
   std::fflush(stdout);
@@ -86,6 +86,22 @@ HomeNode::HomeNode(const fabric::FrameKey& key, const directory::StaticPartition
   result_fd_ = result_pipe[0];
   if (::read(port_pipe[0], &port_, sizeof(port_)) != sizeof(port_)) Die("home node did not start");
   ::close(port_pipe[0]);
+}
+
+std::unique_ptr<fabric::TcpTransport> HomeNode::DialAsNode0() const {
+  fabric::TcpTransportOptions o;
+  o.self = 0;
+  o.cluster_key = key_;
+  o.peers = {{self_, absl::StrCat("127.0.0.1:", port_)}};
+  auto tcp = fabric::TcpTransport::Create(o);
+  if (!tcp.ok() || !(*tcp)->WaitForPeer(self_, absl::Seconds(20)).ok()) Die("no link to the home");
+  return std::move(*tcp);
+}
+
+void HomeNode::Leave(vmm::node::NodeRuntime& node0) const {
+  capnp::MallocMessageBuilder leave;
+  leave.initRoot<Message>().initLeave().setNodeId(0);
+  (void)node0.SendOther(self_, leave);
 }
 
 std::vector<double> HomeNode::Finish() {

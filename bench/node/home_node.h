@@ -9,10 +9,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "directory/home_map.h"
 #include "fabric/cluster_key.h"
+#include "fabric/tcp_transport.h"
+#include "vmm/node/node_runtime.h"
 
 namespace amalgam::bench {
 
@@ -23,11 +26,17 @@ class HomeNode {
   HomeNode(const fabric::FrameKey& key, const directory::StaticPartitionHomeMap& homes,
            directory::NodeId self);
   int port() const { return port_; }
+  // Node 0's TcpTransport, its link to this node up (exits the benchmark if it does not come up).
+  std::unique_ptr<fabric::TcpTransport> DialAsNode0() const;
+  // Tells the child to finish (a Leave from node 0's runtime).
+  void Leave(vmm::node::NodeRuntime& node0) const;
   // After the parent sent Leave: waits for the child and returns, per PageRequest it served in
   // order, microseconds from its arrival (Receive returned) to the PageGrant sent.
   std::vector<double> Finish();
 
  private:
+  const fabric::FrameKey key_;
+  const directory::NodeId self_;
   pid_t pid_ = -1;
   int port_ = -1;
   int result_fd_ = -1;

@@ -78,13 +78,8 @@ void NodeRuntimeRound(uint64_t pages, RuntimeSamples* out) {
   auto homes = directory::StaticPartitionHomeMap::Even(2 * pages, 2);
   if (!homes.ok()) Die(homes.status().ToString());
   HomeNode home(key, *homes, 1);  // single-threaded here: the previous round's threads are joined
-  fabric::TcpTransportOptions o;
-  o.self = 0;
-  o.cluster_key = key;
-  o.peers = {{1, absl::StrCat("127.0.0.1:", home.port())}};
-  auto tcp = fabric::TcpTransport::Create(o);
-  if (!tcp.ok() || !(*tcp)->WaitForPeer(1, absl::Seconds(20)).ok()) Die("no link to node 1");
-  TimedTransport timed(tcp->get());
+  std::unique_ptr<fabric::TcpTransport> tcp = home.DialAsNode0();
+  TimedTransport timed(tcp.get());
   auto mem = NewMemory(2 * pages);
   for (uint64_t p = 0; p < 2 * pages; ++p) {
     for (uint64_t i = 0; i < kPage / 8; ++i) *Word(*mem, p, i) = Pattern(p, i);
@@ -123,12 +118,10 @@ void NodeRuntimeRound(uint64_t pages, RuntimeSamples* out) {
   for (uint64_t p = pages; p < 2 * pages; ++p) touch(Kind::kRemoteWrite, p, true);
   timed.set_tag(-1);
 
-  capnp::MallocMessageBuilder leave;
-  leave.initRoot<Message>().initLeave().setNodeId(0);
-  (void)(*rt)->SendOther(1, leave);
+  home.Leave(**rt);
   std::map<std::string, uint64_t> metrics = (*rt)->Metrics();
   (*rt)->Stop();
-  (*tcp)->Close();
+  tcp->Close();
   out->errors += metrics["errors"];
 
   std::vector<double> at_home = home.Finish();

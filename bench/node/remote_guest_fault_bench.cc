@@ -18,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/node/fault_samples.h"
 #include "bench/node/home_node.h"
 #include "bench/uffd/raw_uffd_loop.h"
 #include "bench/uffd/real_mode_touch_guest.h"
@@ -34,7 +35,6 @@ ABSL_FLAG(int, rounds, 40, "rounds of 32 pages; each runs the floor and the remo
 namespace amalgam::bench {
 namespace {
 
-using Samples = std::vector<double>;
 constexpr uint64_t kPage = 4096;
 
 [[noreturn]] void Die(const std::string& what) {
@@ -78,12 +78,7 @@ struct Remote {
 void RemoteRound(Guest& g, const directory::StaticPartitionHomeMap& homes, Remote* out) {
   const fabric::FrameKey key = fabric::FrameKey::Generate();
   HomeNode home(key, homes, 1);
-  fabric::TcpTransportOptions o;
-  o.self = 0;
-  o.cluster_key = key;
-  o.peers = {{1, absl::StrCat("127.0.0.1:", home.port())}};
-  auto tcp = fabric::TcpTransport::Create(o);
-  if (!tcp.ok() || !(*tcp)->WaitForPeer(1, absl::Seconds(20)).ok()) Die("no link to node 1");
+  std::unique_ptr<fabric::TcpTransport> tcp = home.DialAsNode0();
   for (uint64_t i = 0; i < kPages; ++i) {
     for (uint64_t w = 0; w < kPage / 4; ++w) {
       const uint32_t v = Pattern(i) ^ static_cast<uint32_t>(w);
@@ -93,7 +88,7 @@ void RemoteRound(Guest& g, const directory::StaticPartitionHomeMap& homes, Remot
   vmm::node::NodeRuntimeOptions ro;
   ro.self = 0;
   ro.homes = &homes;
-  ro.transport = tcp->get();
+  ro.transport = tcp.get();
   ro.memory = g.mem.get();
   auto rt = vmm::node::NodeRuntime::Create(ro);
   if (!rt.ok()) Die(rt.status().ToString());
@@ -106,32 +101,12 @@ void RemoteRound(Guest& g, const directory::StaticPartitionHomeMap& homes, Remot
     if (v != Pattern(i)) out->bad++;
   }
   g.Pass(kWriteEntry, &out->write);
-  capnp::MallocMessageBuilder leave;
-  leave.initRoot<fabric::schema::Message>().initLeave().setNodeId(0);
-  (void)(*rt)->SendOther(1, leave);
+  home.Leave(**rt);
   out->errors += (*rt)->Metrics()["errors"];
   (*rt)->Stop();
-  (*tcp)->Close();
+  tcp->Close();
   Samples h = home.Finish();
   out->at_home.insert(out->at_home.end(), h.begin(), h.end());
-}
-
-struct Dist {
-  size_t n = 0;
-  double p50 = 0, p99 = 0;
-};
-Dist Of(Samples v) {
-  Dist d;
-  d.n = v.size();
-  if (v.empty()) return d;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]; };
-  d.p50 = at(0.5);
-  d.p99 = at(0.99);
-  return d;
-}
-void Line(const char* name, const Dist& d) {
-  std::printf("  %-56s n=%-5zu median %8.2f us   p99 %8.2f us\n", name, d.n, d.p50, d.p99);
 }
 
 }  // namespace
