@@ -62,6 +62,18 @@ uint64_t Get(const std::map<std::string, uint64_t>& m, const std::string& name) 
   return it == m.end() ? 0 : it->second;
 }
 
+// The cluster key file every node of a test shares.
+std::string WriteKey() {
+  std::string key = TempPath("cluster.key");
+  std::ofstream k(key, std::ios::trunc);
+  k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+  return key;
+}
+
+std::string TwoPeers() {
+  return "0=127.0.0.1:" + std::to_string(FreePort()) + ",1=127.0.0.1:" + std::to_string(FreePort());
+}
+
 struct ClusterRun {
   ProcessResult boot;  // node 0
   std::vector<ProcessResult> memory_nodes;
@@ -72,11 +84,7 @@ struct ClusterRun {
 // Starts memory nodes 1..n-1, then node 0 with `guest_flags`; waits for all of them.
 ClusterRun RunCluster(int n, const std::string& memory, const std::string& node_memory,
                       const std::vector<std::string>& guest_flags) {
-  std::string key = TempPath("cluster.key");
-  {
-    std::ofstream k(key, std::ios::trunc);
-    k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-  }
+  const std::string key = WriteKey();
   std::string peers;
   for (int i = 0; i < n; ++i) {
     peers += (i ? "," : "") + std::to_string(i) + "=127.0.0.1:" + std::to_string(FreePort());
@@ -185,13 +193,8 @@ TEST_CASE("3 nodes: smp on 2 vCPUs, low RAM on node 1, the image and the rest on
 }
 
 TEST_CASE("nodes that partition RAM differently are refused before the guest starts") {
-  std::string key = TempPath("cluster.key");
-  {
-    std::ofstream k(key, std::ios::trunc);
-    k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-  }
-  std::string peers =
-      "0=127.0.0.1:" + std::to_string(FreePort()) + ",1=127.0.0.1:" + std::to_string(FreePort());
+  const std::string key = WriteKey();
+  const std::string peers = TwoPeers();
   ProcessResult memory_node;
   std::thread t([&] {
     memory_node =
@@ -213,13 +216,8 @@ TEST_CASE("nodes that partition RAM differently are refused before the guest sta
 }
 
 TEST_CASE("node 0 names the peer that never came") {
-  std::string key = TempPath("cluster.key");
-  {
-    std::ofstream k(key, std::ios::trunc);
-    k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-  }
-  std::string peers =
-      "0=127.0.0.1:" + std::to_string(FreePort()) + ",1=127.0.0.1:" + std::to_string(FreePort());
+  const std::string key = WriteKey();
+  const std::string peers = TwoPeers();
   ProcessResult r = RunProcess({Amalgam(), "--node-id", "0", "--peers", peers, "--cluster-key", key,
                                 "--memory", "32M", "--kernel", Guest(), "--peer-timeout", "1"});
   INFO(r.err);
