@@ -31,11 +31,11 @@ std::string DpdkLinkStats::ToString() const {
   return absl::StrCat(
       "link_sent=", link_frames_sent, " link_received=", link_frames_received,
       " retransmits=", retransmits, " acks_sent=", acks_sent, " acks_received=", acks_received,
-      " hellos_sent=", hellos_sent, " held_hellos=", held_hellos, " duplicates=", duplicates,
-      " beyond_window=", beyond_window, " no_session=", no_session, " not_for_us=", not_for_us,
-      " other_ethertype=", other_ethertype, " tx_ring_full=", tx_ring_full,
-      " test_rx_dropped=", test_rx_dropped, " reassembled=", reassembly.completed,
-      " dup_fragments=", reassembly.duplicate_fragments,
+      " hellos_sent=", hellos_sent, " held_hellos=", held_hellos, " byes=", byes_received,
+      " duplicates=", duplicates, " beyond_window=", beyond_window, " no_session=", no_session,
+      " not_for_us=", not_for_us, " other_ethertype=", other_ethertype,
+      " tx_ring_full=", tx_ring_full, " test_rx_dropped=", test_rx_dropped,
+      " reassembled=", reassembly.completed, " dup_fragments=", reassembly.duplicate_fragments,
       " inconsistent_fragments=", reassembly.inconsistent_fragments,
       " bad_geometry=", reassembly.bad_geometry, " reassembly_full=", reassembly.table_full,
       " reassembly_timeouts=", reassembly.timed_out);

@@ -35,6 +35,10 @@ inline constexpr size_t kEthHeaderSize = 14;
 // FrameHeader.flags bit used only on DPDK links: a link-level ack (seq = cumulative, rpc_id =
 // SACK bits), never delivered to Receive.
 inline constexpr uint8_t kFlagLinkAck = 0x80;
+// A link-level goodbye (bodiless, MAC'd with the session key) sent by Close() before the ports
+// stop: the peer stops transmitting to us first, because DPDK 22.11's memif can crash a Tx
+// that runs while the interrupt thread tears the rings down after the other side left.
+inline constexpr uint8_t kFlagLinkBye = 0x40;
 
 struct DpdkTransportOptions {
   NodeId self = 0;
@@ -72,6 +76,7 @@ struct DpdkLinkStats {
   uint64_t acks_received = 0;
   uint64_t hellos_sent = 0;
   uint64_t held_hellos = 0;      // new-nonce Hellos on a live link, held until proven
+  uint64_t byes_received = 0;    // peers that closed their link in order (kFlagLinkBye)
   uint64_t duplicates = 0;       // data frames already delivered or held (suppressed)
   uint64_t beyond_window = 0;    // data frames too far ahead of the reorder window
   uint64_t no_session = 0;       // frames from a configured peer before its Hello arrived

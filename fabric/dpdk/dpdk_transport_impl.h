@@ -73,6 +73,11 @@ class DpdkTransport::Impl {
     if (poller_.joinable()) poller_.join();
     absl::MutexLock l(&mu_);
     closed_ = true;
+    for (auto& [id, p] : peers_) {
+      for (int i = 0; i < 3; ++i) SendLinkFrame(id, p, kFlagLinkBye);  // tell them to stop first
+    }
+    // Give them time to stop transmitting before our ports disconnect.
+    if (!peers_.empty()) usleep(20'000);
     for (auto& [id, p] : peers_) p.tx.Clear();  // mbuf references go back before the pool dies
     ready_.clear();
     // Every port disconnects before any is detached, and DPDK's interrupt thread gets a moment
@@ -144,6 +149,10 @@ class DpdkTransport::Impl {
       if (!p.session) {
         return absl::UnavailableError(absl::StrCat(
             "no link to node ", dst, " yet (handshake pending); retry or WaitForPeer first"));
+      }
+      if (p.left) {
+        return absl::UnavailableError(
+            absl::StrCat("node ", dst, " closed its DPDK link (it is shutting down)"));
       }
       if (!link_up_[p.port]) {
         return absl::UnavailableError(
@@ -228,7 +237,10 @@ class DpdkTransport::Impl {
     std::optional<FrameKey> ack_key;     // the same session key, for link acks
     std::array<uint8_t, kNonceSize> peer_nonce{};
     std::vector<HelloCandidate> candidates;  // see HandleHello
-    bool confirmed = false;                  // authenticated traffic seen under the session
+    // Sent kFlagLinkBye: we stop transmitting to it (acks, retransmits, Hellos) until a Hello
+    // of its next incarnation.
+    bool left = false;
+    bool confirmed = false;  // authenticated traffic seen under the session
     RetransmitQueue<HeldFrames> tx;
     ReorderBuffer<ReceivedMessage> rx;
     int64_t next_hello_ns = 0;
@@ -264,6 +276,7 @@ class DpdkTransport::Impl {
 
   void Timers(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (auto& [id, p] : peers_) {
+      if (p.left) continue;  // it said goodbye: nothing goes to it until its next Hello
       if (!p.confirmed && now >= p.next_hello_ns) {
         SendHello(id, p);
         if (p.session) SendAck(id, p);  // lets the peer confirm us once it has our Hello
@@ -322,15 +335,21 @@ class DpdkTransport::Impl {
   }
 
   void SendHello(NodeId id, Peer& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (p.left) return;
     std::vector<uint8_t> hello = BuildHelloFrame(opt_.cluster_key, opt_.self, id, nonce_);
     SendRaw(p.port, p.mac, hello);
     ++link_.hellos_sent;
   }
 
   void SendAck(NodeId id, Peer& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!p.ack_key) return;
+    SendLinkFrame(id, p, kFlagLinkAck);
+  }
+
+  // A bodiless link frame under the session key: an ack (cumulative + SACK) or a goodbye.
+  void SendLinkFrame(NodeId id, Peer& p, uint8_t flag) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!p.ack_key || p.left) return;
     FrameHeader h;
-    h.flags = kFlagLinkAck;
+    h.flags = flag;
     h.src = opt_.self;
     h.dst = id;
     h.seq = p.rx.cumulative();

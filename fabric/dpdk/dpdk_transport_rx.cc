@@ -141,6 +141,17 @@ void DpdkTransport::Impl::HandleFrame(FrameBuffer buf, const FrameHeader& h, con
   }
   if (!p.candidates.empty()) PromoteIfProven(h.src, p, buf.span(), now);
   DropReason why = DropReason::kBadMac;
+  if (h.flags & kFlagLinkBye) {
+    auto v = VerifyFrame(*p.ack_key, buf.span(), opt_.self, &why);
+    if (!v.ok()) {
+      drops_.Count(why);
+      return;
+    }
+    if (!p.left) ++link_.byes_received;
+    p.left = true;
+    p.tx.Clear();  // nothing is retransmitted into a link that is going away
+    return;
+  }
   if (h.flags & kFlagLinkAck) {
     auto v = VerifyFrame(*p.ack_key, buf.span(), opt_.self, &why);
     if (!v.ok()) {
@@ -188,7 +199,7 @@ void DpdkTransport::Impl::HandleHello(FrameBuffer buf, const Mac& src_mac, size_
     SendAck(hello->node, p);
     return;
   }
-  if (p.session && p.confirmed) {
+  if (p.session && p.confirmed && !p.left) {
     // A live link and a Hello with another nonce: either the peer restarted, or someone replays
     // a Hello of an earlier incarnation (its MAC is valid forever). Keep the live session until
     // a frame verifies under the new one (PromoteIfProven); answer with our Hello so a really
@@ -238,6 +249,7 @@ void DpdkTransport::Impl::Rekey(NodeId id, Peer& p, const HelloInfo& hello, cons
   p.ack_key = SessionKeyWith(hello);
   p.peer_nonce = hello.nonce;
   p.candidates.clear();
+  p.left = false;
   p.tx.Clear();
   p.rx.Reset();
   p.unacked = 0;
