@@ -71,6 +71,8 @@ absl::StatusOr<MachinePlan> ToMachinePlan(const v1::VmConfig& config,
   m.cpu_template = config.cpu_template();
   m.memory_bytes = config.memory_mib() << 20;
   m.vcpus = config.vcpus();
+  // One node (the only kind the API builds so far): THP-backed RAM, as the flag path does.
+  m.memory_backing = memory::GuestMemory::Backing::kPrivateHugePages;
   m.serial_out = std::move(default_output);
   if (!config.serial_output().empty()) {
     absl::StatusOr<std::shared_ptr<devices::ByteSink>> sink =
