@@ -11,6 +11,8 @@ PACKAGES=(
   capnproto libcapnp-dev catch2 libdpdk-dev dpdk libsodium-dev prometheus-cpp-dev
   # tests and benchmarks: the QEMU peer, ACPI disassembler, network namespaces
   qemu-system-x86 acpica-tools iproute2 socat shellcheck
+  # TLS test certificates (made at test time, never committed)
+  openssl
 )
 
 missing=()
