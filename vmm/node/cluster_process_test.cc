@@ -1,8 +1,6 @@
 // The real thing: 2 and 3 `amalgam` processes on loopback TCP run one guest (//guest:test_guest)
 // whose RAM is partitioned across them. Checks the guest's verified result, the exit statuses,
 // and every node's counters (--metrics-out) showing the pages it served.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -10,52 +8,23 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "vmm/node/cluster_test_util.h"
 #include "vmm/run_process_testutil.h"
 
 namespace amalgam::vmm {
 namespace {
 
-std::string Amalgam() { return Runfile("vmm/amalgam"); }
-std::string Guest() { return Runfile("guest/test_guest.elf"); }
+using node::FreeLoopbackPort;
+using node::LoopbackPeers;
+using node::NodeArgs;
+using node::TestClusterSpec;
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::map<std::string, uint64_t> ReadMetrics(const std::string& path) {
-  std::map<std::string, uint64_t> m;
-  std::istringstream in(ReadFile(path));
-  std::string name;
-  uint64_t value;
-  while (in >> name >> value) m[name] = value;
-  return m;
-}
-
-// A loopback port nobody listens on right now.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+std::string Amalgam() { return AmalgamBinary(); }
+std::string Guest() { return TestGuestElf(); }
 
 uint64_t Get(const std::map<std::string, uint64_t>& m, const std::string& name) {
   auto it = m.find(name);
@@ -64,15 +33,13 @@ uint64_t Get(const std::map<std::string, uint64_t>& m, const std::string& name) 
 
 // The cluster key file every node of a test shares.
 std::string WriteKey() {
-  std::string key = TempPath("cluster.key");
+  std::string key = TestTempPath("cluster.key");
   std::ofstream k(key, std::ios::trunc);
   k << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
   return key;
 }
 
-std::string TwoPeers() {
-  return "0=127.0.0.1:" + std::to_string(FreePort()) + ",1=127.0.0.1:" + std::to_string(FreePort());
-}
+std::string TwoPeers() { return LoopbackPeers({FreeLoopbackPort(), FreeLoopbackPort()}); }
 
 struct ClusterRun {
   ProcessResult boot;  // node 0
@@ -84,46 +51,29 @@ struct ClusterRun {
 // Starts memory nodes 1..n-1, then node 0 with `guest_flags`; waits for all of them.
 ClusterRun RunCluster(int n, const std::string& memory, const std::string& node_memory,
                       const std::vector<std::string>& guest_flags) {
-  const std::string key = WriteKey();
-  std::string peers;
-  for (int i = 0; i < n; ++i) {
-    peers += (i ? "," : "") + std::to_string(i) + "=127.0.0.1:" + std::to_string(FreePort());
-  }
-  auto common = [&](int id) {
-    std::vector<std::string> a = {Amalgam(),
-                                  "--node-id",
-                                  std::to_string(id),
-                                  "--peers",
-                                  peers,
-                                  "--cluster-key",
-                                  key,
-                                  "--memory",
-                                  memory,
-                                  "--node-memory",
-                                  node_memory,
-                                  "--metrics-out",
-                                  TempPath("metrics" + std::to_string(id) + ".txt"),
-                                  "--peer-timeout",
-                                  "20"};
-    return a;
-  };
+  TestClusterSpec spec;
+  for (int i = 0; i < n; ++i) spec.ports.push_back(FreeLoopbackPort());
+  spec.key_path = WriteKey();
+  spec.memory = memory;
+  spec.node_memory = node_memory;
+  spec.metrics_stem = TestTempPath("metrics");
+  spec.peer_timeout_s = 20;
+  auto common = [&](int id) { return NodeArgs(spec, id); };
   ClusterRun run;
   run.memory_nodes.resize(n - 1);
   std::vector<std::thread> threads;
   for (int i = 1; i < n; ++i) {
     threads.emplace_back([&, i] { run.memory_nodes[i - 1] = RunProcess(common(i), {}, 120); });
   }
-  std::string serial = TempPath("serial.txt");
+  std::string serial = TestTempPath("serial.txt");
   std::remove(serial.c_str());
   std::vector<std::string> a = common(0);
   a.insert(a.end(), {"--kernel", Guest(), "--serial-out", serial});
   a.insert(a.end(), guest_flags.begin(), guest_flags.end());
   run.boot = RunProcess(a, {}, 100);
   for (std::thread& t : threads) t.join();
-  run.serial = ReadFile(serial);
-  for (int i = 0; i < n; ++i) {
-    run.metrics.push_back(ReadMetrics(TempPath("metrics" + std::to_string(i) + ".txt")));
-  }
+  run.serial = ReadTextFile(serial);
+  for (int i = 0; i < n; ++i) run.metrics.push_back(node::ReadMetricsFile(MetricsPath(spec, i)));
   return run;
 }
 
