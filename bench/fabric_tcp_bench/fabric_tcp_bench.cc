@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -188,32 +189,67 @@ int AmalgamServe(const fabric::FrameKey& key, const std::vector<uint8_t>& store,
   return 0;
 }
 
-// Page fetches through RpcChannel::Call (what the directory uses): one in flight, RTT only.
-Summary RunAmalgamRpc(const std::vector<uint8_t>& store) {
+// The client half of both amalgam runs: an AmalgamServe child (node 1) and node 0 linked to it.
+// Close() reaps the child: after a Leave when `said_leave`, else by SIGKILL.
+struct ServerLink {
+  pid_t pid = -1;
+  std::unique_ptr<fabric::TcpTransport> transport;
+
+  void Close(bool said_leave) {
+    if (pid <= 0) return;
+    if (!said_leave) ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+  // Asks the server to exit and waits for it.
+  void Leave() {
+    capnp::MallocMessageBuilder leave;
+    leave.initRoot<fabric::schema::Message>().initLeave().setNodeId(0);
+    (void)transport->Send(1, leave);
+    Close(/*said_leave=*/true);
+  }
+};
+
+absl::StatusOr<ServerLink> StartServer(const std::vector<uint8_t>& store, bool rpc) {
   fabric::FrameKey key = fabric::FrameKey::Generate();
   int port = -1;
-  pid_t pid = Spawn([&](int fd) { return AmalgamServe(key, store, fd, /*rpc=*/true); }, &port);
-  Summary s;
-  s.name = "amalgam_tcp_rpc (RpcChannel)";
-  auto fail = [&](const std::string& why) {
-    s.ok = false;
-    s.error = why;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    return s;
-  };
-  if (port <= 0) return fail("server did not start");
+  ServerLink link;
+  link.pid = Spawn([&](int fd) { return AmalgamServe(key, store, fd, rpc); }, &port);
+  if (port <= 0) {
+    link.Close(false);
+    return absl::UnavailableError("server did not start");
+  }
   fabric::TcpTransportOptions o;
   o.self = 0;
   o.cluster_key = key;
   SetSpin(&o);
   o.peers = {{1, absl::StrCat("127.0.0.1:", port)}};
   auto t = fabric::TcpTransport::Create(o);
-  if (!t.ok() || !(*t)->WaitForPeer(1, absl::Seconds(20)).ok()) return fail("no link");
+  if (!t.ok() || !(*t)->WaitForPeer(1, absl::Seconds(20)).ok()) {
+    link.Close(false);
+    return absl::UnavailableError("no link");
+  }
+  link.transport = std::move(*t);
+  return link;
+}
+
+// Page fetches through RpcChannel::Call (what the directory uses): one in flight, RTT only.
+Summary RunAmalgamRpc(const std::vector<uint8_t>& store) {
+  Summary s;
+  s.name = "amalgam_tcp_rpc (RpcChannel)";
+  absl::StatusOr<ServerLink> link = StartServer(store, /*rpc=*/true);
+  auto fail = [&](const std::string& why) {
+    s.ok = false;
+    s.error = why;
+    if (link.ok()) link->Close(/*said_leave=*/false);
+    return s;
+  };
+  if (!link.ok()) return fail(std::string(link.status().message()));
+  fabric::TcpTransport* t = link->transport.get();
   std::vector<double> us;
   uint64_t bad = 0;
   {
-    fabric::RpcChannel channel(t->get());
+    fabric::RpcChannel channel(t);
     for (int i = 0; i < absl::GetFlag(FLAGS_rtt_n); ++i) {
       capnp::MallocMessageBuilder b(fabric::kMessageFirstSegmentWords);
       auto r = b.initRoot<fabric::schema::Message>().initPageRequest();
@@ -230,34 +266,22 @@ Summary RunAmalgamRpc(const std::vector<uint8_t>& store) {
       }
     }
   }
-  capnp::MallocMessageBuilder leave;
-  leave.initRoot<fabric::schema::Message>().initLeave().setNodeId(0);
-  (void)(*t)->Send(1, leave);
-  ::waitpid(pid, nullptr, 0);
+  link->Leave();
   return Summarize(s.name, us, 0, 0, bad);
 }
 
 Summary RunAmalgam(const std::vector<uint8_t>& store) {
-  fabric::FrameKey key = fabric::FrameKey::Generate();
-  int port = -1;
-  pid_t pid = Spawn([&](int fd) { return AmalgamServe(key, store, fd, /*rpc=*/false); }, &port);
   Summary s;
   s.name = "amalgam_tcp (fabric)";
+  absl::StatusOr<ServerLink> link = StartServer(store, /*rpc=*/false);
   auto fail = [&](const std::string& why) {
     s.ok = false;
     s.error = why;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
+    if (link.ok()) link->Close(/*said_leave=*/false);
     return s;
   };
-  if (port <= 0) return fail("server did not start");
-  fabric::TcpTransportOptions o;
-  o.self = 0;
-  o.cluster_key = key;
-  SetSpin(&o);
-  o.peers = {{1, absl::StrCat("127.0.0.1:", port)}};
-  auto t = fabric::TcpTransport::Create(o);
-  if (!t.ok() || !(*t)->WaitForPeer(1, absl::Seconds(20)).ok()) return fail("no link");
+  if (!link.ok()) return fail(std::string(link.status().message()));
+  fabric::TcpTransport* t = link->transport.get();
   uint64_t bad = 0;
   auto request = [&](uint64_t page) {
     capnp::MallocMessageBuilder b(fabric::kMessageFirstSegmentWords);
@@ -265,10 +289,10 @@ Summary RunAmalgam(const std::vector<uint8_t>& store) {
     r.setPage(page);
     r.setReqId(page);
     r.setRequester(0);
-    return (*t)->Send(1, b).ok();
+    return t->Send(1, b).ok();
   };
   auto reply = [&]() {
-    auto m = (*t)->Receive(absl::Seconds(10));
+    auto m = t->Receive(absl::Seconds(10));
     if (!m.ok()) return false;
     uint64_t page = m->message().getPageGrant().getPage();
     if (m->page().size() != fabric::kPageSize ||
@@ -298,13 +322,10 @@ Summary RunAmalgam(const std::vector<uint8_t>& store) {
     ++done;
   }
   double secs = (NowUs() - start) / 1e6;
-  capnp::MallocMessageBuilder leave;
-  leave.initRoot<fabric::schema::Message>().initLeave().setNodeId(0);
-  (void)(*t)->Send(1, leave);
-  ::waitpid(pid, nullptr, 0);
+  link->Leave();
   s = Summarize(s.name, us, done, secs, bad);
-  if ((*t)->GetStats().drops.Total() != 0) {
-    std::printf("note: client drops: %s\n", (*t)->GetStats().drops.ToString().c_str());
+  if (t->GetStats().drops.Total() != 0) {
+    std::printf("note: client drops: %s\n", t->GetStats().drops.ToString().c_str());
   }
   return s;
 }
